@@ -67,6 +67,25 @@ class TrainConfig(_Strict):
     progress: bool = True
 
 
+class MetaRMConfig(_Strict):
+    """MetaRM (METHODS §4; docs/objectives.md): before each optimizer step (every ``every``),
+    θ′ = θ + η ∇J(θ) on a meta batch of ``meta_batch_prompts`` prompts (per process) of ``data``,
+    each with up to ``max_responses`` of its distinct responses; the preference gradient is then
+    taken at θ′ and applied to θ. ``data`` is read like ``data.train`` (chosen and rejected pooled
+    per prompt; labels unused)."""
+
+    data: str | list[str]
+    eta: float = Field(1e-5, ge=0)
+    meta_batch_prompts: int = Field(4, gt=0)
+    max_responses: int = Field(4, ge=2)
+    every: int = Field(1, gt=0)
+    format: str = "auto"
+    prompt_key: str = "prompt"
+    chosen_key: str = "chosen"
+    rejected_key: str = "rejected"
+    on_error: Literal["raise", "skip"] = "raise"
+
+
 class RunConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = ModelConfig()
@@ -74,6 +93,7 @@ class RunConfig(_Strict):
     objective: dict[str, Any] = {"name": "bt"}
     aux: list[dict[str, Any]] = []
     train: TrainConfig = TrainConfig()
+    metarm: MetaRMConfig | None = None  # None: plain training, nothing changes
     # Written by rewardlab into OUT/config.yaml (versions, git commit); ignored on input.
     run: dict[str, Any] | None = None
 

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from rewardlab.errors import ConfigError
 from rewardlab.objectives import Loss, LossInputs, build_loss
+from rewardlab.train import metarm
 
 # Objectives whose loss is a plain mean of per-pair (or per-item) terms with no state: the sum of
 # k members' means equals k times the mean over all members' pairs, so one call serves all.
@@ -94,6 +95,44 @@ class HeadConfig(_Strict):
     def layer_widths(self) -> list[int]:
         """Hidden widths actually used: none for a linear head."""
         return [] if self.kind == "linear" else list(self.widths)
+
+
+@dataclass
+class HeadMeta:
+    """MetaRM on a head (METHODS §4, ``rewardlab.train.metarm``): before every ``every``-th step,
+    θ′ = θ + η ∇J(θ) on ``batch`` groups drawn (from (seed, step)) out of ``groups``, then the
+    step's loss gradient is taken at θ′ and Adam applies it to θ.
+
+    ``groups [G, K]`` are row indices into X of the responses to one prompt of the shifted data;
+    ``mask [G, K]`` marks the real entries (None: entries < 0 are padding). Each group needs at
+    least two responses. Every member ascends its own J on the same meta batch.
+    """
+
+    groups: Any
+    mask: Any = None
+    eta: float = 1.0
+    batch: int = 64
+    every: int = 1
+
+
+def _as_meta(meta, n_items: int) -> tuple[HeadMeta, Tensor, Tensor] | None:
+    """The validated meta settings, the groups (padding pointed at row 0) and the mask."""
+    if meta is None:
+        return None
+    meta = meta if isinstance(meta, HeadMeta) else HeadMeta(**dict(meta))
+    groups = np.asarray(meta.groups)
+    if groups.ndim != 2 or groups.shape[1] < 2 or not np.issubdtype(groups.dtype, np.integer):
+        raise ConfigError(f"meta groups must be a [groups, k >= 2] integer array, got shape {groups.shape}")
+    mask = groups >= 0 if meta.mask is None else np.asarray(meta.mask, dtype=bool)
+    if mask.shape != groups.shape:
+        raise ConfigError(f"meta mask shape {mask.shape} differs from the groups' {groups.shape}")
+    if (mask.sum(1) < 2).any():
+        raise ConfigError("every meta group needs at least two responses")
+    if ((groups[mask] < 0) | (groups[mask] >= n_items)).any():
+        raise ConfigError("meta group indices out of range of X")
+    if not (meta.eta >= 0 and meta.batch > 0 and meta.every > 0):
+        raise ConfigError(f"meta needs eta >= 0, batch > 0 and every > 0, got {meta.eta}, {meta.batch}, {meta.every}")
+    return meta, torch.from_numpy(np.where(mask, groups, 0).astype(np.int64)), torch.from_numpy(mask)
 
 
 def member_seed(seed: int, j: int) -> int:
@@ -213,6 +252,7 @@ def fit_head(
     member_seeds: Sequence[int] | None = None,
     columns: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    meta: HeadMeta | Mapping[str, Any] | None = None,
 ):
     """Train a reward head on item vectors ``X [m, d]`` from pairs (``chosen[i]``, ``rejected[i]``)
     of row indices into ``X``.
@@ -220,7 +260,8 @@ def fit_head(
     ``seed`` decides the validation split and, through :func:`member_seed`, the members' seeds
     unless ``member_seeds`` gives them (their number then sets the ensemble size). ``columns``
     are optional per-pair float columns passed to the objective (``margin``, ``weight``…).
-    Returns a :class:`FittedHead` (linear, MLP) or a ``GBDTHead`` (gbdt).
+    ``meta`` turns on MetaRM (:class:`HeadMeta`; linear and MLP heads; ``eta = 0`` trains as
+    without it). Returns a :class:`FittedHead` (linear, MLP) or a ``GBDTHead`` (gbdt).
     """
     cfg = config if isinstance(config, HeadConfig) else HeadConfig.model_validate(dict(config or {}))
     chosen = np.asarray(chosen, dtype=np.int64)
@@ -229,6 +270,8 @@ def fit_head(
         raise ConfigError("chosen and rejected must be equal-length, non-empty 1-D index arrays")
     seeds = list(member_seeds) if member_seeds is not None else [member_seed(seed, j) for j in range(cfg.members)]
     if cfg.kind == "gbdt":
+        if meta is not None:
+            raise ConfigError("MetaRM (meta=...) needs a gradient-trained head: linear or mlp")
         from rewardlab.models.gbdt import fit_gbdt
 
         return fit_gbdt(X, chosen, rejected, objective=objective, aux=aux, config=cfg, seed=seed,
@@ -238,7 +281,7 @@ def fit_head(
         raise ConfigError(f"X must be [items, dim], got shape {tuple(x.shape)}")
     if max(chosen.max(), rejected.max()) >= len(x) or min(chosen.min(), rejected.min()) < 0:
         raise ConfigError("pair indices out of range of X")
-    trainer = _Trainer(x, chosen, rejected, objective, aux, cfg, seed, seeds, columns, log)
+    trainer = _Trainer(x, chosen, rejected, objective, aux, cfg, seed, seeds, columns, log, _as_meta(meta, len(x)))
     # Small steps are dominated by threading overhead (and by waiting for descheduled threads
     # on a busy machine): train them on one thread. Results do not depend on the thread count
     # beyond float rounding.
@@ -274,8 +317,10 @@ def split_pairs(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 
 class _Trainer:
-    def __init__(self, x, chosen, rejected, objective, aux, cfg: HeadConfig, seed, seeds, columns, log):
+    def __init__(self, x, chosen, rejected, objective, aux, cfg: HeadConfig, seed, seeds, columns, log,
+                 meta=None):
         self.cfg, self.log = cfg, log
+        self.seed, self.meta = int(seed), meta
         self.k = len(seeds)
         self.seeds = seeds
         tr, va = split_pairs(len(chosen), cfg.val_fraction, seed)
@@ -371,6 +416,29 @@ class _Trainer:
         x_unique, lookup = self._full
         return torch.gather(model(x_unique), 1, torch.from_numpy(lookup[items]))
 
+    def _meta_J(self, model: EnsembleMLP, step: int) -> Tensor:
+        """Σ over members of J on step ``step``'s meta batch (each member's gradient is its own J's)."""
+        meta, groups, mask = self.meta
+        idx = torch.from_numpy(metarm.meta_batch_groups(len(groups), self.seed, step, meta.batch))
+        g, m = groups[idx], mask[idx]  # [B, K]
+        r = model(self.x[g.reshape(-1)])  # [k, B*K]: the same rows for every member
+        k = r.shape[0]
+        # members as more groups: the mean over k*B groups is (1/k) Σ_j J_j
+        return metarm.difference_objective(r.reshape(k * len(g), -1), m.repeat(k, 1)) * k
+
+    def _meta_ascent(self, model: EnsembleMLP, opt, step: int):
+        """θ′ = θ + η∇J in place; returns what restores θ after the step's backward."""
+        opt.zero_grad(set_to_none=True)
+
+        def closure() -> float:
+            J = self._meta_J(model, step)
+            J.backward()
+            return float(J.detach()) / model.members
+
+        params, saved, value = metarm.ascend(model.parameters(), closure, self.meta[0].eta)
+        self.meta_values.append(value)
+        return params, saved
+
     def _optimizer(self, params) -> torch.optim.Optimizer:
         params = list(params)
         try:  # the fused kernel is several times faster on CPU (torch >= 2.4)
@@ -398,11 +466,15 @@ class _Trainer:
         full = bs >= n_units  # every member's batch holds all training pairs
         steps, t0 = 0, time.perf_counter()
         history: list[list[float]] = []
+        self.meta_values: list[float] = []  # J (mean over members) before each meta ascent
         for epoch in range(cfg.epochs):
             perms = np.stack([self.rngs[g].permutation(n_units) for g in active])  # [k_act, n_units]
             losses = [self.losses[g] for g in active]
             for start in range(0, n_units, bs):
                 idx = perms[:, start:start + bs]
+                restore = None
+                if self.meta is not None and steps % self.meta[0].every == 0:
+                    restore = self._meta_ascent(model, opt, steps)  # the loss below is taken at θ′
                 if self.pointwise:
                     labels = torch.from_numpy(unit_labels[idx])
                     r = self._rewards(model, unit_items[idx], full)
@@ -419,6 +491,8 @@ class _Trainer:
                     loss = self._loss(losses, r[:, :b], r[:, b:], h_c, h_r, cols)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if restore is not None:
+                    metarm.restore(*restore)  # back to θ with the gradient taken at θ′
                 opt.step()
                 steps += 1
             for g in active:
@@ -457,6 +531,10 @@ class _Trainer:
                 "best_val_loss": [None if not np.isfinite(v) else v for v in best_loss],
                 "steps": steps, "train_seconds": seconds, "n_train_pairs": n_tr, "n_val_pairs": len(self.va_c),
                 "history": history, "shared_loss": self.shared_loss}
+        if self.meta is not None:
+            info["meta"] = {"eta": self.meta[0].eta, "steps": len(self.meta_values),
+                            "J_first": self.meta_values[0] if self.meta_values else None,
+                            "J_last": self.meta_values[-1] if self.meta_values else None}
         if self.log:
             self.log(f"head {self.cfg.kind} x{k}: {steps} steps in {seconds:.1f} s, "
                      f"epochs {epochs_run}, best val loss {np.mean([v for v in best_loss if np.isfinite(v)] or [np.nan]):.4f}")

@@ -24,7 +24,7 @@ from rewardlab.eval.metrics import accuracy_by_group
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
 from rewardlab.runinfo import run_info
-from rewardlab.train import checkpoint
+from rewardlab.train import checkpoint, metarm
 from rewardlab.train.collate import collate_pairs, encode_pairs, micro_batch_indices, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
 
@@ -38,8 +38,11 @@ class TrainModule(nn.Module):
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, batch: dict, columns: dict):
+    def forward(self, batch: dict, columns: dict | None = None, meta_mask: torch.Tensor | None = None):
         r, h = self.model(**batch)
+        if meta_mask is not None:  # MetaRM: the batch holds a meta batch's responses, group by group
+            rewards = r.new_zeros(meta_mask.shape, dtype=torch.float32).masked_scatter(meta_mask, r.float())
+            return metarm.difference_objective(rewards, meta_mask)
         b = r.shape[0] // 2
         loss, logs = self.loss(LossInputs(r[:b], r[b:], h[:b], h[b:], columns))
         return loss, logs, r[:b].detach(), r[b:].detach()
@@ -103,7 +106,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
 
     tc, out = cfg.train, Path(cfg.output_dir)
     _reset_single_process_state()
-    ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=cfg.model.pooling in ("mean", "native"))
+    # MetaRM's forward reads the model only, not the loss's own parameters (SwAV prototypes).
+    ddp_kwargs = DistributedDataParallelKwargs(
+        find_unused_parameters=cfg.model.pooling in ("mean", "native") or cfg.metarm is not None)
     # Without a GPU, accelerate only joins the process group of `accelerate launch` when told cpu=True.
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=tc.mixed_precision,
                               log_with=tc.report_to or None, project_dir=str(out), kwargs_handlers=[ddp_kwargs])
@@ -131,6 +136,14 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     val_pairs = encode_pairs(model, tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
+    meta_groups = None
+    if cfg.metarm is not None:  # responses grouped by prompt from the shifted distribution
+        mc = cfg.metarm
+        metarm.check_backend(accelerator)
+        meta_groups = metarm.encode_groups(model, metarm.load_meta_groups(
+            mc.data, mc.max_responses, format=mc.format, prompt_key=mc.prompt_key, chosen_key=mc.chosen_key,
+            rejected_key=mc.rejected_key, on_error=mc.on_error))
+        tables.report["metarm"] = meta_groups.report
 
     reduce_mean = (lambda t: accelerator.reduce(t, "mean")) if world > 1 else None
     loss_fn = build_loss(cfg.objective, cfg.aux, feature_dim=model.feature_dim, all_reduce_mean=reduce_mean)
@@ -176,6 +189,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         bar = tqdm(total=total_steps, initial=progress.step, desc="train", unit="step", dynamic_ncols=True)
 
     window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, pairs
+    meta_logs: dict = {}
     last_val: dict = {}
     interrupted = 0
     module.train()
@@ -184,6 +198,14 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
             t0 = time.perf_counter()
             n_micro = min(tc.grad_accum, total_micro - progress.micro)
             logs: dict = {}
+            meta = None
+            if meta_groups is not None and progress.step % cfg.metarm.every == 0:
+                # θ′ = θ + η∇J(θ) in place; the micro-batches below take the BT gradient at θ′.
+                # J(θ′) costs a forward: measured only on the last meta step before a log record.
+                next_log = min((progress.step // tc.log_every + 1) * tc.log_every, total_steps)
+                *meta, meta_logs = metarm.finetune_meta_step(
+                    accelerator, module, inner, meta_groups, cfg.metarm, seed=tc.seed, step=progress.step,
+                    measure_after=progress.step + cfg.metarm.every >= next_log)
             for k in range(n_micro):
                 idx = micro_batch_indices(len(train_pairs), tc.seed, progress.micro, global_batch, rank, world)
                 batch, cols = collate_pairs(inner.model, train_pairs, idx)
@@ -197,6 +219,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 window += torch.tensor([float(loss.detach()) * len(idx), float((rc > rr).sum()), len(idx)], dtype=torch.float64)
                 progress.micro += 1
                 progress.pairs_seen += len(idx) * world
+            if meta is not None:
+                metarm.restore(*meta)  # back to θ, keeping the gradient taken at θ′
             if tc.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(module.parameters(), tc.max_grad_norm)
             optimizer.step()
@@ -211,6 +235,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                        "accuracy": w[1] / max(w[2], 1), "lr": scheduler.get_last_lr()[0],
                        "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
                        **{k: float(v) for k, v in logs.items()}}
+                if meta_logs:  # J on the last meta batch, before and after the ascent
+                    rec.update(meta_logs)
+                    meta_logs = {}
                 log_record(rec)
                 window.zero_()
                 if bar is not None:
