@@ -232,6 +232,10 @@ from rewardlab.commands_embed_study import embed, golden, study  # noqa: E402  (
 app.command()(embed)
 app.command()(study)
 app.command()(golden)
+from rewardlab.commands_strength import denoise, strength  # noqa: E402
+
+app.command()(strength)
+app.command()(denoise)
 
 
 def main() -> None:  # pragma: no cover

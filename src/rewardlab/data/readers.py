@@ -109,7 +109,7 @@ def load_preferences(
     a prompt). ``prompt_key``/``chosen_key``/``rejected_key`` name the input columns, which are
     renamed to ``prompt``/``chosen``/``rejected``.
 
-    Recognised optional columns are carried: ``margin``, ``weight`` (numbers, weight >= 0),
+    Recognised optional columns are carried: ``margin``, ``weight`` (numbers, weight >= 0), ``flip`` (0/1),
     ``id``, ``source`` and numeric ``golden_*``/``strength_*``; other columns are kept only when
     named in ``keep_columns`` and otherwise listed in ``report.ignored_columns``. The ``source``
     column is always present: rows without one get the ``source`` argument, else the file stem

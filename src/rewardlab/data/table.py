@@ -15,7 +15,7 @@ from typing import Any
 from rewardlab.errors import ConfigError, DataError
 
 REQUIRED = ("prompt", "chosen", "rejected")
-KNOWN = ("margin", "weight", "source", "id")
+KNOWN = ("margin", "weight", "source", "id", "flip")
 NUMERIC_PREFIXES = ("golden_", "strength_")
 WRITE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _N_EXAMPLES = 10
@@ -280,7 +280,8 @@ def check_optional(name: str, value: Any) -> Any:
     """A recognised optional column's value, validated; None stands for a missing value.
 
     ``source`` is a string, ``id`` a string or integer, ``weight`` a finite number >= 0 and
-    ``margin``, ``golden_*``, ``strength_*`` finite numbers (returned as float).
+    ``margin``, ``golden_*``, ``strength_*`` finite numbers (returned as float), ``flip`` 0 or 1
+    (or a bool).
     """
     if value is None:
         return None
@@ -292,7 +293,11 @@ def check_optional(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise DataError(field=name, expected="a string or an integer", got=type(value).__name__)
         return value
+    if name == "flip" and isinstance(value, bool):
+        return float(value)
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "flip" and (not is_number or value not in (0, 1)):
+        raise DataError(field=name, expected="0 or 1 (1 = flip this pair's label)", got=repr(value))
     if not is_number or not math.isfinite(value) or (name == "weight" and value < 0):
         expected = "a finite number >= 0" if name == "weight" else "a finite number"
         raise DataError(field=name, expected=expected, got=repr(value) if is_number else type(value).__name__)
