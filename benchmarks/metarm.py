@@ -121,7 +121,7 @@ def head_config(args) -> HeadConfig:
 def gradient_scale(data: dict, seed: int, args) -> dict:
     """‖∇J‖ and ‖θ‖ of a freshly initialised head on the first meta batch: η‖∇J‖/‖θ‖ is the size
     of the meta perturbation relative to the weights (at the start of training)."""
-    from rewardlab.models.heads import _Trainer, _as_meta, member_seed
+    from rewardlab.models.heads import _as_meta, _Trainer, member_seed
 
     x = torch.from_numpy(data["X"])
     meta = _as_meta({"groups": data["meta_groups"], "eta": 1.0, "batch": args.meta_batch}, len(x))
@@ -217,13 +217,13 @@ def write(summary: dict, cells: list[dict], data: dict, args, seconds: float) ->
                 moved.append(f"{name} {s['delta_mean']:+.3f}")
         notes.append(f"- η = {eta}: " + ("; ".join(moved) if moved else "no set moved by more than twice its paired "
                                           "standard error (or 0.005)") + ".")
-    lines += ["", "Caveat on the design: the shift here is one of task as well as of distribution (a harmlessness "
-              "RM judged on helpfulness pairs, where the longer, more helpful answer usually wins), so accuracies "
-              "below 0.5 on the shifted sets mean the HH signal points the wrong way there; a move towards 0.5 can "
-              "come from flatter rewards (lower J) rather than from better discrimination. The paper's setting "
-              "(the same preference, responses of a newer policy) is not available offline here."]
-    lines += ["", "Automatic reading (|mean Δ| > 2 × paired standard error and > 0.005; "
-              f"{n} seeds are few, so treat this as a screen, not a test):", *notes, "",
+    lines += ["", ("Caveat on the design: the shift here is one of task as well as of distribution (a harmlessness "
+                   "RM judged on helpfulness pairs, where the longer, more helpful answer usually wins), so accuracies "
+                   "below 0.5 on the shifted sets mean the HH signal points the wrong way there; a move towards 0.5 "
+                   "can come from flatter rewards (lower J) rather than from better discrimination. The paper's "
+                   "setting (the same preference, responses of a newer policy) is not available offline here.")]
+    lines += ["", ("Automatic reading (|mean Δ| > 2 × paired standard error and > 0.005; "
+                   f"{n} seeds are few, so treat this as a screen, not a test):"), *notes, "",
               f"Total time {seconds:.0f} s on {platform.machine()} ({torch.get_num_threads()} torch threads)."]
     return "\n".join(lines) + "\n"
 
