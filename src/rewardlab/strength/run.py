@@ -120,7 +120,7 @@ def write_report(out_dir: Path, summary: dict, figs: dict) -> None:
           f"- pairs: {summary['n_pairs']}; strengths: **{summary['mode']}** ({summary['backend']} backend, "
           f"{summary['members']} members, {summary['folds']} folds)",
           f"- fraction with μ̂ < 0: **{100 * summary['summary']['frac_negative']:.1f}%**",
-          f"- μ̂ quantiles (0, 10, 25, 50, 75, 90, 100%): "
+          "- μ̂ quantiles (0, 10, 25, 50, 75, 90, 100%): "
           + ", ".join(f"{v:.3f}" for v in summary["summary"]["mean_quantiles"].values())]
     if summary.get("deciles"):
         d = summary["deciles"]
