@@ -40,3 +40,15 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a busy 2-core machine: one torch thread is many times faster. Modules opt in
+    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

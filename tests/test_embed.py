@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from rewardlab.embed import extract
 from rewardlab.embed.extract import EmbeddingCache, EmbedSpec, Embedder, embed_table, embed_texts, item_key
@@ -16,12 +15,7 @@ PROMPTS = ["What is 2 + 2?", "Name a colour.", [{"role": "user", "content": "Say
 RESPONSES = ["4", "Blue, like the sky on a clear summer day.", "Bonjour !", "Five."]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ from rewardlab.train.metarm import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a busy 2-core machine: one torch thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sig(x: float) -> float:
