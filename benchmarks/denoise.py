@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from rewardlab.data import load_preferences
-from rewardlab.data.table import _unit_hash
 from rewardlab.embed.extract import EmbedSpec, embed_table
 from rewardlab.models.heads import fit_head
 from rewardlab.strength import crossfit_heads, noise_detection, plan_recipe, prompt_folds, random_flips
@@ -63,8 +62,7 @@ def main() -> None:
         table = load_preferences(DATA / f"{name}.jsonl")
         emb = embed_table(table, DATASETS[name], log=print)
         keys = [table.prompt_key(i) for i in range(len(table))]
-        in_val = np.array([_unit_hash("rewardlab", k) < 0.1 for k in keys])
-        tr, va = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+        tr, va = (np.asarray(ix) for ix in table.split_indices(0.1))  # PreferenceTable.split's 90/10
         xc, xr = emb["chosen"], emb["rejected"]
         n = len(table)
         X = np.concatenate([xc, xr])

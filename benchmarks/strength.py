@@ -74,10 +74,7 @@ def main() -> None:
         print(f"{name}: {n} pairs, clean μ̂ < 0: {entry['clean']['frac_negative']:.3f} ({clean_sec:.0f} s)", flush=True)
         entry["mu_clean"] = clean.mean.tolist()
         if name == "hh_rlhf_harmless":
-            from rewardlab.data.table import _unit_hash  # the 90/10 split by prompt hash of PreferenceTable.split
-
-            in_val = np.array([_unit_hash("rewardlab", k) < 0.1 for k in keys])
-            tr, va = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+            tr, va = (np.asarray(ix) for ix in table.split_indices(0.1))  # PreferenceTable.split's 90/10
             inner = crossfit_heads(xc[tr], xr[tr], prompt_folds([keys[i] for i in tr], args.folds),
                                    members=args.members, head=head, seed=1)
             rows = decile_accuracy(xc, xr, inner.mean, tr, va, members=3, head=head)

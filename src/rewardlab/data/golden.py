@@ -19,7 +19,6 @@ up to 7 model outputs each) scored by a rewardlab reward model trained on the ot
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.data.table import unit_hash
 from rewardlab.errors import ConfigError, DataError
 
 GOLDEN_KINDS = ("reward_model", "embedding_head", "column", "labels")
@@ -93,7 +93,7 @@ class ResponsePool:
             first.setdefault(int(p), i)
         in_test = np.zeros(self.n_prompts, dtype=bool)
         for p, i in first.items():
-            in_test[p] = _unit_hash(salt, prompt_text_key(self.prompt[i])) < test_fraction
+            in_test[p] = unit_hash(salt, prompt_text_key(self.prompt[i])) < test_fraction
         return in_test[self.prompt_id]
 
     def item_keys(self) -> list[str]:
@@ -145,11 +145,6 @@ class ResponsePool:
         source = cols.get("source") or [""] * len(prompts)
         return ResponsePool(prompts, cols["response"], np.asarray(cols["prompt_id"], dtype=np.int64),
                             source, golden, meta.get("info", {}))
-
-
-def _unit_hash(salt: str, text: str) -> float:
-    digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 # ---------------------------------------------------------------------- building pools

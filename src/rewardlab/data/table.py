@@ -203,12 +203,15 @@ class PreferenceTable:
         side holds about ``val_fraction`` of the distinct prompts. The same data and salt give
         the same split on any machine and Python version.
         """
+        train, val = self.split_indices(val_fraction, salt)
+        return self.select(train), self.select(val)
+
+    def split_indices(self, val_fraction: float = 0.1, salt: str = "rewardlab") -> tuple[list[int], list[int]]:
+        """The row indices of :meth:`split`'s (train, val) sides."""
         if not 0.0 <= val_fraction <= 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1], got {val_fraction}")
-        in_val = [_unit_hash(salt, self.prompt_key(i)) < val_fraction for i in range(len(self))]
-        train = [i for i, v in enumerate(in_val) if not v]
-        val = [i for i, v in enumerate(in_val) if v]
-        return self.select(train), self.select(val)
+        in_val = [unit_hash(salt, self.prompt_key(i)) < val_fraction for i in range(len(self))]
+        return [i for i, v in enumerate(in_val) if not v], [i for i, v in enumerate(in_val) if v]
 
     def to_arrow(self) -> Any:
         """The columns as a ``pyarrow.Table`` (message lists become list<struct<role, content>>)."""
@@ -304,7 +307,7 @@ def check_optional(name: str, value: Any) -> Any:
     return float(value)
 
 
-def _unit_hash(salt: str, text: str) -> float:
+def unit_hash(salt: str, text: str) -> float:
     """A stable hash of ``salt`` and ``text`` mapped to [0, 1)."""
     digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64

@@ -27,7 +27,13 @@ import numpy as np
 from rewardlab.errors import ConfigError
 from rewardlab.objectives.pairwise import flip_mask
 
-RECIPES = ("bt", "flip_fraction", "flip_negative", "smooth_all", "smooth_negative", "adaptive_margin", "top_subset")
+# recipe -> the options it takes
+OPTIONS: dict[str, frozenset[str]] = {
+    "bt": frozenset(), "flip_fraction": frozenset({"fraction"}), "flip_negative": frozenset(),
+    "smooth_all": frozenset({"alpha"}), "smooth_negative": frozenset({"alpha"}),
+    "adaptive_margin": frozenset({"scale", "clip_min"}), "top_subset": frozenset({"keep"}),
+}
+RECIPES = tuple(OPTIONS)
 
 
 @dataclass
@@ -51,15 +57,11 @@ def plan_recipe(name: str, strength: np.ndarray, **options: Any) -> DenoisePlan:
         raise ConfigError(f"strength_mean is not finite at row {bad}")
     n = len(mu)
     keep = np.ones(n, dtype=bool)
-    allowed: dict[str, set[str]] = {
-        "bt": set(), "flip_fraction": {"fraction"}, "flip_negative": set(), "smooth_all": {"alpha"},
-        "smooth_negative": {"alpha"}, "adaptive_margin": {"scale", "clip_min"}, "top_subset": {"keep"},
-    }
-    if name not in allowed:
+    if name not in OPTIONS:
         raise ConfigError(f"unknown denoising recipe {name!r}; choose from {', '.join(RECIPES)}")
-    extra = set(options) - allowed[name]
+    extra = set(options) - OPTIONS[name]
     if extra:
-        raise ConfigError(f"recipe {name!r} takes {sorted(allowed[name]) or 'no options'}, got {sorted(extra)}")
+        raise ConfigError(f"recipe {name!r} takes {sorted(OPTIONS[name]) or 'no options'}, got {sorted(extra)}")
     if name == "bt":
         return DenoisePlan({"name": "bt"}, {}, keep, {"n": n})
     if name in ("flip_fraction", "flip_negative"):

@@ -11,6 +11,7 @@ heads, whatever backend produced the written strengths.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,40 +108,36 @@ def _plots(mu: np.ndarray, deciles: list[dict] | None, mode: str, full_acc: floa
 
 
 def write_report(out_dir: Path, summary: dict, figs: dict) -> None:
-    """summary.json, summary.md, one PNG per plot and a self-contained report.html."""
+    """summary.json, summary.md, one PNG per plot and a self-contained report.html (the same
+    facts and decile table in Markdown and HTML)."""
     import html
 
-    from rewardlab.eval.report import figure_to_data_uri
+    from rewardlab.eval.report import _table, figure_to_data_uri
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     for name, fig in figs.items():
         fig.savefig(out_dir / f"{name}.png", dpi=110)
-    md = [f"# Preference strength: {summary['data']}", "",
-          f"- pairs: {summary['n_pairs']}; strengths: **{summary['mode']}** ({summary['backend']} backend, "
-          f"{summary['members']} members, {summary['folds']} folds)",
-          f"- fraction with μ̂ < 0: **{100 * summary['summary']['frac_negative']:.1f}%**",
-          "- μ̂ quantiles (0, 10, 25, 50, 75, 90, 100%): "
-          + ", ".join(f"{v:.3f}" for v in summary["summary"]["mean_quantiles"].values())]
-    if summary.get("deciles"):
-        d = summary["deciles"]
-        md += ["", f"Validation accuracy of a head trained on each μ̂ group of the training split alone "
-               f"({d['n_train']} training / {d['n_val']} validation pairs by prompt hash; μ̂ cross-fitted within "
-               f"the training split; mean ± std over {d['members']} heads). All training pairs: "
-               f"{d['all_pairs_accuracy']:.3f}.", "",
-               "| group | pairs | μ̂ range | val accuracy |", "|---|---|---|---|"]
-        for row in d["groups"]:
-            md.append(f"| {row['group'] + 1} | {row['n_train']} | [{row['mu_min']:.3f}, {row['mu_max']:.3f}] | "
-                      f"{row['val_accuracy']:.3f} ± {row['val_accuracy_std']:.3f} |")
+    facts = [f"pairs: {summary['n_pairs']}; strengths: **{summary['mode']}** ({summary['backend']} backend, "
+             f"{summary['members']} members, {summary['folds']} folds)",
+             f"fraction with μ̂ < 0: **{100 * summary['summary']['frac_negative']:.1f}%**",
+             "μ̂ quantiles (0, 10, 25, 50, 75, 90, 100%): "
+             + ", ".join(f"{v:.3f}" for v in summary["summary"]["mean_quantiles"].values())]
+    md = [f"# Preference strength: {summary['data']}", "", *(f"- {f}" for f in facts)]
+    body = "".join("<p>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(f)) + "</p>" for f in facts)
+    d = summary.get("deciles")
+    if d:
+        intro = (f"Validation accuracy of a head trained on each μ̂ group of the training split alone "
+                 f"({d['n_train']} training / {d['n_val']} validation pairs by prompt hash; μ̂ cross-fitted within "
+                 f"the training split; mean ± std over {d['members']} heads). All training pairs: "
+                 f"{d['all_pairs_accuracy']:.3f}.")
+        header = ["group", "pairs", "μ̂ range", "val accuracy"]
+        rows = [[str(r["group"] + 1), str(r["n_train"]), f"[{r['mu_min']:.3f}, {r['mu_max']:.3f}]",
+                 f"{r['val_accuracy']:.3f} ± {r['val_accuracy_std']:.3f}"] for r in d["groups"]]
+        md += ["", intro, "", "| " + " | ".join(header) + " |", "|---|---|---|---|",
+               *("| " + " | ".join(cells) + " |" for cells in rows)]
+        body += f"<p>{html.escape(intro)}</p>" + _table(header, [("", [html.escape(c) for c in cells]) for cells in rows])
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
-    body = "".join(f"<p>{html.escape(line.lstrip('- '))}</p>" for line in md[2:5])
-    if summary.get("deciles"):
-        rows = "".join(f"<tr><td>{r['group'] + 1}</td><td>{r['n_train']}</td>"
-                       f"<td>[{r['mu_min']:.3f}, {r['mu_max']:.3f}]</td>"
-                       f"<td>{r['val_accuracy']:.3f} ± {r['val_accuracy_std']:.3f}</td></tr>"
-                       for r in summary["deciles"]["groups"])
-        body += (f"<p>{html.escape(md[6])}</p><table><tr><th>group</th><th>pairs</th><th>μ̂ range</th>"
-                 f"<th>val accuracy</th></tr>{rows}</table>")
     imgs = "".join(f'<figure><img src="{figure_to_data_uri(fig)}" alt="{name}"><figcaption>{name}</figcaption></figure>'
                    for name, fig in figs.items())
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>rewardlab strength</title>"
@@ -205,8 +202,7 @@ def run_strength(
     }
     full_acc = None
     if deciles:
-        tr_mask = np.array([not _in_val(k, val_fraction, split_salt) for k in keys])
-        train_idx, val_idx = np.flatnonzero(tr_mask), np.flatnonzero(~tr_mask)
+        train_idx, val_idx = (np.asarray(ix, dtype=np.int64) for ix in table.split_indices(val_fraction, split_salt))
         if len(train_idx) < 10 * max(1, folds) or len(val_idx) == 0:
             if log:
                 log(f"decile table skipped: {len(train_idx)} training / {len(val_idx)} validation pairs")
@@ -227,9 +223,3 @@ def run_strength(
     if log:
         log(f"wrote {out} ({len(table)} pairs with strength_mean, strength_std; {res.mode}) and {report_dir}/")
     return summary
-
-
-def _in_val(key: str, val_fraction: float, salt: str) -> bool:
-    from rewardlab.data.table import _unit_hash
-
-    return _unit_hash(salt, key) < val_fraction
