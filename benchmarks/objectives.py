@@ -168,7 +168,7 @@ def write_outputs(agg: dict, args, out: Path) -> None:
     meta = {"protocol": vars(args) | {"out": str(args.out), "work": str(args.work)},
             "note": "validation accuracy (a tie is wrong); quartiles of ||h_c - h_r|| from each trained model, Q1 smallest"}
     (out / "objectives.json").write_text(json.dumps({"meta": meta, "results": agg}, indent=2) + "\n")
-    lines = ["# Objectives on real data (MiniLM, full fine-tuning)", "",
+    lines = [f"# Objectives on real data ({args.model}, full fine-tuning)", "",
              f"Protocol: {args.model}, max_length {args.max_length}, {args.epochs:g} epoch(s), batch {args.batch_size}, "
              f"lr {args.lr}, train = {args.hh_train_pairs or 'all'} HH-RLHF harmless pairs + {args.code_train_pairs or 'all'} HumanEvalPack training pairs "
              "(90/10 split by prompt hash); validation = each dataset's held-out split. Mean ± std over seeds.", "",
