@@ -235,6 +235,40 @@ def test_normbt_equalises_gradient_norms_across_distances():
     assert nb[1] / nb[0] == pytest.approx(1.0, rel=1e-5)
 
 
+def test_normbt_coinciding_pair_gets_zero_weight():
+    """Identical representations (d ≡ 0, zero BT gradient) get weight 0, not μ/ε; tol 0 = paper."""
+    h_c, h_r = H_C + [[2.0, 2.0]], H_R + [[2.0, 2.0]]  # distances 5, 1, 2, 0 -> mean 2
+    d = D + [0.0]
+    loss, logs = build_loss({"name": "normbt"})(inputs(r_c=R_C + [0.3], r_r=R_R + [0.3], h_c=h_c, h_r=h_r))
+    assert loss.item() == pytest.approx(_normbt_hand([5, 1, 2], D, 2.0) * 3 / 4)
+    assert logs["normbt/coincident"] == 1
+    paper, logs = build_loss({"name": "normbt", "coincide_tol": 0})(
+        inputs(r_c=R_C + [0.3], r_r=R_R + [0.3], h_c=h_c, h_r=h_r))
+    assert paper.item() == pytest.approx(_normbt_hand([5, 1, 2, 0], d, 2.0), rel=1e-6)
+    assert paper.item() > 1e5 and logs["normbt/coincident"] == 0
+
+
+def test_normbt_identical_inputs_do_not_corrupt_float32_gradients():
+    """With weight μ/ε, identical pairs' ±10⁶-scaled gradients cancel only up to float32 rounding."""
+
+    def grads(dtype: torch.dtype, tol: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.Tanh(), torch.nn.Linear(128, 32)).to(dtype)
+        head = torch.nn.Linear(32, 1).to(dtype)
+        x_c, x_r = torch.randn(16, 32).to(dtype), torch.randn(16, 32).to(dtype)
+        x_r[3], x_r[9] = x_c[3], x_c[9]  # e.g. two code answers that differ only beyond max_length
+        h = net(torch.cat([x_c, x_r]))
+        r = head(h).squeeze(-1)
+        loss, _ = build_loss({"name": "normbt", "coincide_tol": tol})(LossInputs(r[:16], r[16:], h[:16], h[16:], {}))
+        params = [*net.parameters(), *head.parameters()]
+        return torch.cat([g.flatten().double() for g in torch.autograd.grad(loss, params)])
+
+    exact = grads(torch.float64, 1e-4)
+    err = lambda g: ((g - exact).norm() / exact.norm()).item()  # noqa: E731
+    assert err(grads(torch.float32, 1e-4)) < 1e-5
+    assert err(grads(torch.float32, 0.0)) > 1e-3  # the paper's weight: rounding noise of ~μ/ε scale
+
+
 def test_normbt_requires_features():
     with pytest.raises(ValueError, match="h_chosen"):
         run({"name": "normbt"}, inputs())
@@ -332,11 +366,12 @@ def test_available_names():
     ("cfg", "aux", "message"),
     [
         ({"name": "nrombt"}, None, "valid main objectives: adaptive_margin, bt"),
-        ({"name": "normbt", "bta": 0.9}, None, "valid parameters: beta, eps, center"),
+        ({"name": "normbt", "bta": 0.9}, None, "valid parameters: beta, eps, center, coincide_tol"),
         ({"name": "bt", "weight": 1.0}, None, "only for aux"),
         ({"name": "classification", "alpha": 0.1}, None, r"valid parameters: \(none\)"),
         ({"beta": 0.9}, None, "no 'name'"),
         ({"name": "normbt", "beta": 1.0}, None, "beta must be in"),
+        ({"name": "normbt", "coincide_tol": 1.0}, None, "coincide_tol must be in"),
         ({"name": "normbt", "beta": True}, None, "'beta' must be a finite float"),
         ({"name": "normbt", "beta": "high"}, None, "'beta' must be a finite float"),
         ({"name": "normbt", "eps": float("nan")}, None, "'eps'"),
