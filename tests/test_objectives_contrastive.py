@@ -177,7 +177,7 @@ def test_composite_total_and_logs():
                 + 0.2 * logs["loss/swav_2"])
     assert total.item() == pytest.approx(expected)
     assert logs["loss/total"] == pytest.approx(expected)
-    assert set(logs) == {"loss/normbt", "normbt/mu", "loss/simcse", "loss/swav", "loss/swav_2",
+    assert set(logs) == {"loss/normbt", "normbt/mu", "normbt/coincident", "loss/simcse", "loss/swav", "loss/swav_2",
                          "loss/total"}
     # each component on its own gives the same number
     bt_alone = build_loss({"name": "normbt"})(inputs())[1]["loss/normbt"]
