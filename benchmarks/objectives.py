@@ -10,7 +10,11 @@ Every (objective, seed) cell is saved as OUT/objectives_cells/NAME-sSEED.json as
 validation scores and distances, small, committed), so an interrupted run resumes where it stopped,
 in a later session too. Writes OUT/objectives.json, OUT/objectives.md and OUT/objectives_distance.png.
 
-    python benchmarks/objectives.py --seeds 0 1 2 --hh-train-pairs 400
+    python benchmarks/objectives.py --seeds 0 1 2 --hh-train-pairs 300
+    # SmolLM2-135M, bt vs normbt, one seed on a smaller subset (benchmarks/results/objectives_smollm2/):
+    python benchmarks/objectives.py --model smollm2-135m --objectives bt normbt --seeds 0 \
+        --hh-train-pairs 150 --code-train-pairs 150 --batch-size 8 --lr 2e-5 \
+        --work runs/bench_objectives_smollm2 --out benchmarks/results/objectives_smollm2
 """
 
 from __future__ import annotations
