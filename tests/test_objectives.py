@@ -172,8 +172,11 @@ def test_normbt_first_batch_against_hand_computation():
     loss, logs = build_loss({"name": "normbt"})(inputs(h_c=H_C, h_r=H_R))
     assert loss.item() == pytest.approx(_normbt_hand([5, 1, 2], D, 8 / 3))
     assert logs["normbt/mu"] == pytest.approx(8 / 3)
-    w = normbt_weights(t(H_C), t(H_R), 2.0, 1e-6)
+    w, coincident = normbt_weights(t(H_C), t(H_R), 2.0, 1e-6)
     assert w.tolist() == pytest.approx([2 / 5, 2 / 1, 2 / 2])
+    assert not coincident.any()
+    w, coincident = normbt_weights(t(H_C), t(H_R), 2.0, 1e-6, coincide_tol=0.6)  # 1 < 0.6 · 2
+    assert w.tolist() == pytest.approx([2 / 5, 0.0, 2 / 2]) and coincident.tolist() == [False, True, False]
 
 
 def test_normbt_ema_state_dict_and_eval():

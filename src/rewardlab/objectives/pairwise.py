@@ -47,9 +47,15 @@ def pair_distance(h_c: Tensor, h_r: Tensor) -> Tensor:
     return torch.linalg.vector_norm((h_c - h_r).detach(), dim=-1)
 
 
-def normbt_weights(h_c: Tensor, h_r: Tensor, mu: Tensor | float, eps: float) -> Tensor:
-    """NormBT pair weights w̃ = sg(μ / (‖h_c − h_r‖₂ + ε)), ``[B]``."""
-    return (mu / (pair_distance(h_c, h_r) + eps)).detach()
+def normbt_weights(
+    h_c: Tensor, h_r: Tensor, mu: Tensor | float, eps: float, coincide_tol: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """NormBT pair weights w̃ = sg(μ / (‖h_c − h_r‖₂ + ε)), ``[B]``, and the bool mask of the
+    coinciding pairs (‖h_c − h_r‖ < ``coincide_tol`` · μ), whose weight is 0 instead (see
+    :class:`NormBT`; the default 0 is the paper's formula: no pair coincides)."""
+    dist = pair_distance(h_c, h_r)
+    coincident = dist < coincide_tol * mu
+    return (mu / (dist + eps)).detach().masked_fill(coincident, 0.0), coincident
 
 
 def label_smoothing_loss(
@@ -166,16 +172,14 @@ class NormBT(Objective):
 
     def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         h_c, h_r = get_features(inputs, "objective 'normbt'")
-        dist = pair_distance(h_c, h_r)
-        batch_mu = dist.mean()
+        batch_mu = pair_distance(h_c, h_r).mean()
         if self.all_reduce_mean is not None:
             batch_mu = self.all_reduce_mean(batch_mu)
         mu_t = torch.where(self.initialized, self.mu.to(batch_mu.dtype), batch_mu)
         if self.training:
             self.mu.copy_(self.beta * mu_t + (1 - self.beta) * batch_mu)
             self.initialized.fill_(True)
-        coincident = dist < self.coincide_tol * mu_t
-        w = normbt_weights(h_c, h_r, mu_t, self.eps).masked_fill(coincident, 0.0)
+        w, coincident = normbt_weights(h_c, h_r, mu_t, self.eps, self.coincide_tol)
         loss = weighted_mean(w * F.softplus(-_d(inputs)), get_column(inputs, "weight"))
         penalty, logs = _center(inputs, self.center)
         return loss + penalty, {"mu": mu_t, "coincident": coincident.sum().to(mu_t.dtype), **logs}
