@@ -228,13 +228,16 @@ def main() -> None:
             f = args.out / "objectives_cells" / f"{name}-s{seed}.json"
             if not f.is_file() and args.aggregate_only:
                 continue
-            if not f.is_file():
+            trained = not f.is_file()
+            if trained:
                 print(f"[objectives] training {name} seed {seed}", flush=True)
                 res = run_cell(name, seed, paths, args, args.work)
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(json.dumps(res))
             cells.setdefault(name, []).append(json.loads(f.read_text()))
-            write_outputs(aggregate(cells), args, args.out)
+            if trained:  # tables so far, in case a later cell is interrupted
+                write_outputs(aggregate(cells), args, args.out)
+    write_outputs(aggregate(cells), args, args.out)
 
 
 if __name__ == "__main__":
