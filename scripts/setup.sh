@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create (or reuse) a virtual environment and install rewardlab into it, offline-friendly.
-#   bash scripts/setup.sh            # extras: dev
+#   bash scripts/setup.sh            # extras: dev,serve
 #   EXTRAS=dev,gbdt bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-dev}"
+EXTRAS="${EXTRAS:-dev,serve}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first (same command): keeps the CPU wheel instead of a multi-GB CUDA build.

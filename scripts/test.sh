@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
-export EXTRAS="${EXTRAS:-dev,gbdt,ray}"  # the tests cover the LightGBM heads and the Ray backend
+export EXTRAS="${EXTRAS:-dev,gbdt,ray,serve,lora,rl}"  # the tests cover LightGBM heads, Ray, the server, LoRA and TRL
 [ "${FRESH:-0}" = "1" ] && rm -rf "$VENV"
 VENV="$VENV" bash scripts/setup.sh
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
