@@ -1,0 +1,73 @@
+"""The critique prompts: one place for the words a critic model reads.
+
+Two layouts use them (METHODS §5; the layout follows CLoud, zankner/CLoud):
+
+- **Generation by an instruction-tuned LLM** (``rewardlab critique``): one user turn built from a
+  template holding ``{prompt}`` and ``{response}``; the model answers with a critique that ends
+  with ``Score: N`` (1-10).
+- **The joint Critic-RM** (training and critique-averaged scoring): the conversation
+  ``[user: prompt] [assistant: response] [user: CRITIQUE_ASK] [assistant: critique]``; the language
+  model head learns the critique tokens, the reward head reads the last token of the whole.
+
+The wording is a reconstruction (the paper does not publish its prompts); both are configurable.
+"""
+
+from __future__ import annotations
+
+from rewardlab.errors import ConfigError
+
+DEFAULT_CRITIQUE_TEMPLATE = (
+    "Below are a user's request and an AI assistant's response.\n\n"
+    "[Request]\n{prompt}\n\n"
+    "[Response]\n{response}\n\n"
+    "Write a short critique of the response. Is it correct, helpful and harmless? Name its specific "
+    "strengths and problems. End with a last line of the form 'Score: N', where N is an integer from "
+    "1 (very bad) to 10 (excellent)."
+)
+
+CRITIQUE_ASK = (
+    "Critique the response above: is it correct, helpful and harmless? Name its specific strengths and "
+    "problems. End with a last line of the form 'Score: N', where N is an integer from 1 (very bad) to "
+    "10 (excellent)."
+)
+
+
+def prompt_as_text(prompt) -> str:
+    """A prompt as plain text: a string as is, a list of chat messages as 'Role: content' lines."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
+
+
+def check_template(template: str, origin: str = "critique template") -> str:
+    """A critique template must hold ``{prompt}`` and ``{response}`` (and no other field)."""
+    import string
+
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    missing = [f for f in ("prompt", "response") if f not in fields]
+    if missing:
+        raise ConfigError(f"{origin}: the template has no {' and no '.join('{' + f + '}' for f in missing)} "
+                          "placeholder; it must contain both {prompt} and {response}")
+    extra = sorted(fields - {"prompt", "response"})
+    if extra:
+        raise ConfigError(f"{origin}: unknown placeholder(s) {', '.join('{' + f + '}' for f in extra)}; "
+                          "only {prompt} and {response} are filled (write {{ and }} for literal braces)")
+    return template
+
+
+def critique_request(prompt, response: str, template: str = DEFAULT_CRITIQUE_TEMPLATE) -> list[dict]:
+    """Chat messages asking an instruction-tuned LLM for a critique of ``response`` to ``prompt``."""
+    return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response)}]
+
+
+def joint_messages(prompt, response: str, critique: str | None = None, ask: str = CRITIQUE_ASK) -> list[dict]:
+    """The joint Critic-RM conversation; without ``critique`` it ends at the critique request
+    (render it with ``add_generation_prompt=True`` to let the model write the critique)."""
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = [dict(m) for m in prompt]
+    messages += [{"role": "assistant", "content": response}, {"role": "user", "content": ask}]
+    if critique is not None:
+        messages.append({"role": "assistant", "content": critique})
+    return messages
