@@ -86,6 +86,31 @@ class MetaRMConfig(_Strict):
     on_error: Literal["raise", "skip"] = "raise"
 
 
+class CriticConfig(_Strict):
+    """Critic-RM joint training and critique-averaged scoring (METHODS §5; docs/critic_rm.md).
+
+    Loss ``λ(t) · L_SFT(critique | x, y) + (1 − λ(t)) · L_reward`` (the reward part is ``objective``),
+    λ from ``lambda_start`` at the first step to ``lambda_end`` at the last (``constant``: always
+    ``lambda_start``). The critiques are read from ``critique_chosen_key`` / ``critique_rejected_key``
+    (one string per response); ``sft_on`` names the sides whose critique tokens are labelled. ``ask``
+    is the user turn requesting the critique (null: ``rewardlab.critic.prompts.CRITIQUE_ASK``).
+    ``critiques`` (m), ``seed``, ``temperature``, ``top_p`` and ``max_new_tokens`` say how the trained
+    model writes critiques when it scores; they are saved with the model."""
+
+    lambda_schedule: Literal["constant", "linear", "cosine"] = "linear"
+    lambda_start: float = Field(0.8, ge=0, le=1)
+    lambda_end: float = Field(0.2, ge=0, le=1)
+    sft_on: Literal["both", "chosen", "rejected", "none"] = "both"
+    critique_chosen_key: str = "critique_chosen"
+    critique_rejected_key: str = "critique_rejected"
+    ask: str | None = None
+    critiques: int = Field(1, gt=0)
+    seed: int = 0
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(256, gt=0)
+
+
 class RunConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = ModelConfig()
@@ -94,6 +119,7 @@ class RunConfig(_Strict):
     aux: list[dict[str, Any]] = []
     train: TrainConfig = TrainConfig()
     metarm: MetaRMConfig | None = None  # None: plain training, nothing changes
+    critic: CriticConfig | None = None  # Critic-RM joint critique + reward training (None: plain reward model)
     # Written by rewardlab into OUT/config.yaml (versions, git commit); ignored on input.
     run: dict[str, Any] | None = None
 

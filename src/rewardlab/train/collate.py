@@ -45,6 +45,11 @@ def encode_pairs(model, table) -> EncodedPairs:
         rejected.append(er)
         rows.append(i)
     rows_arr = np.asarray(rows, dtype=np.int64)
+    return EncodedPairs(chosen, rejected, pair_columns(table, rows_arr), rows_arr, counts, dropped)
+
+
+def pair_columns(table, rows_arr: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-pair numeric columns (PAIR_COLUMNS) of the kept rows, as float arrays."""
     columns = {}
     for name in PAIR_COLUMNS:
         if table.has(name):
@@ -55,7 +60,7 @@ def encode_pairs(model, table) -> EncodedPairs:
                                 file=table.origin[missing], field=name, expected="a number", got="no value")
             values = np.asarray(values, dtype=np.float64)
             columns[name] = values[rows_arr] if len(rows_arr) else values[:0]
-    return EncodedPairs(chosen, rejected, columns, rows_arr, counts, dropped)
+    return columns
 
 
 def collate_pairs(model, pairs: EncodedPairs, idx) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

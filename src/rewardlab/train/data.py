@@ -17,9 +17,9 @@ class Tables:
     report: dict
 
 
-def _load(spec, cfg: DataConfig) -> PreferenceTable:
+def _load(spec, cfg: DataConfig, keep_columns=()) -> PreferenceTable:
     return load_preferences(spec, format=cfg.format, prompt_key=cfg.prompt_key, chosen_key=cfg.chosen_key,
-                            rejected_key=cfg.rejected_key, on_error=cfg.on_error)
+                            rejected_key=cfg.rejected_key, on_error=cfg.on_error, keep_columns=keep_columns)
 
 
 def _subsample(table: PreferenceTable, n: int | None, seed: int) -> PreferenceTable:
@@ -29,12 +29,13 @@ def _subsample(table: PreferenceTable, n: int | None, seed: int) -> PreferenceTa
     return table.select(pick.tolist())
 
 
-def prepare_tables(cfg: DataConfig, seed: int) -> Tables:
-    """Load ``cfg.train``; validation from ``cfg.validation`` or a split by prompt hash."""
-    table = _load(cfg.train, cfg)
+def prepare_tables(cfg: DataConfig, seed: int, keep_columns=()) -> Tables:
+    """Load ``cfg.train``; validation from ``cfg.validation`` or a split by prompt hash.
+    ``keep_columns``: further columns the run reads (Critic-RM's critiques), required on every row."""
+    table = _load(cfg.train, cfg, keep_columns)
     report = {"train_source": table.report.to_dict() if table.report else None}
     if cfg.validation is not None:
-        train, val = table, _load(cfg.validation, cfg)
+        train, val = table, _load(cfg.validation, cfg, keep_columns)
         report["validation_source"] = val.report.to_dict() if val.report else None
     elif cfg.val_fraction > 0:
         train, val = table.split(cfg.val_fraction, salt=cfg.split_salt)

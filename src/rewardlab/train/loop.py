@@ -39,12 +39,12 @@ class TrainModule(nn.Module):
         self.model, self.loss = model, loss
 
     def forward(self, batch: dict, columns: dict | None = None, meta_mask: torch.Tensor | None = None):
-        r, h = self.model(**batch)
+        r, h, *extra = self.model(**batch)  # extra: a joint model's LM loss (Critic-RM), handed to its loss
         if meta_mask is not None:  # MetaRM: the batch holds a meta batch's responses, group by group
             rewards = r.new_zeros(meta_mask.shape, dtype=torch.float32).masked_scatter(meta_mask, r.float())
             return metarm.difference_objective(rewards, meta_mask)
         b = r.shape[0] // 2
-        loss, logs = self.loss(LossInputs(r[:b], r[b:], h[:b], h[b:], columns))
+        loss, logs = self.loss(LossInputs(r[:b], r[b:], h[:b], h[b:], columns), *extra)
         return loss, logs, r[:b].detach(), r[b:].detach()
 
 
@@ -124,16 +124,18 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     set_seed(tc.seed)
 
     # ---- data and model
-    tables = prepare_tables(cfg.data, seed=tc.seed)
-    model = RewardModel.from_backbone(
+    critic = joint_critic(cfg)  # Critic-RM: rewardlab.critic.joint, or None
+    tables = prepare_tables(cfg.data, seed=tc.seed, keep_columns=critic.columns(cfg) if critic else ())
+    model = critic.build_model(cfg) if critic else RewardModel.from_backbone(
         cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=cfg.model.max_length,
         overlength=cfg.model.overlength, render=cfg.model.render, padding_side=cfg.model.padding_side,
         dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None,
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
-    train_pairs = encode_pairs(model, tables.train)
-    val_pairs = encode_pairs(model, tables.validation) if tables.validation is not None else None
+    encode = critic.encode_pairs if critic else encode_pairs
+    train_pairs = encode(model, tables.train)
+    val_pairs = encode(model, tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
     meta_groups = None
@@ -147,6 +149,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
 
     reduce_mean = (lambda t: accelerator.reduce(t, "mean")) if world > 1 else None
     loss_fn = build_loss(cfg.objective, cfg.aux, feature_dim=model.feature_dim, all_reduce_mean=reduce_mean)
+    if critic:  # λ(t) · L_SFT + (1 − λ(t)) · L_reward
+        loss_fn = critic.joint_loss(loss_fn, cfg.critic)
     module = TrainModule(model, loss_fn)
 
     # ---- optimisation schedule
@@ -197,6 +201,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         while progress.step < total_steps:
             t0 = time.perf_counter()
             n_micro = min(tc.grad_accum, total_micro - progress.micro)
+            if critic:
+                inner.loss.set_progress(progress.step, total_steps)
             logs: dict = {}
             meta = None
             if meta_groups is not None and progress.step % cfg.metarm.every == 0:
@@ -265,6 +271,15 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 "checkpoint": str(checkpoint.latest(ckpt_root))}
 
     return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out)
+
+
+def joint_critic(cfg: RunConfig):
+    """The Critic-RM module when the config has a ``critic:`` section (joint critique + reward training)."""
+    if cfg.critic is None:
+        return None
+    from rewardlab.critic import joint
+
+    return joint
 
 
 def _reset_single_process_state() -> None:

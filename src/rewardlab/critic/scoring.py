@@ -1,0 +1,131 @@
+"""Scoring with critiques (METHODS §5, step 5): the model writes m critiques per response and the
+reward is the mean of r(x, y, c_j).
+
+Critiques are written through the generation layer (:mod:`rewardlab.generate`), by default its
+``transformers`` backend on the Critic-RM's own directory (which plain ``AutoModelForCausalLM``
+loads), rendered with the model's chat template and ending at the critique request of
+:func:`~rewardlab.critic.prompts.joint_messages`. ``m``, the seed and the sampling settings come
+from the model's ``critic`` settings (saved with it) unless overridden, and are recorded by
+``rewardlab eval``. With a ``cache_dir`` generation resumes where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages
+from rewardlab.errors import ConfigError
+
+
+@dataclass
+class CritiqueScores:
+    rewards: np.ndarray  # [n] mean over the m critiques
+    per_critique: np.ndarray  # [n, m] r(x, y, c_j)
+    features: np.ndarray | None  # [n, d] mean of the pooled features over the critiques
+    critiques: list[list[str]]  # [n][m]
+
+
+def mean_over_critiques(per_critique: np.ndarray, m: int | None = None) -> np.ndarray:
+    """The reward of each item: the mean of its first ``m`` critique-conditioned rewards
+    (all when ``m`` is None). ``per_critique`` is [items, critiques]."""
+    per_critique = np.asarray(per_critique, dtype=np.float64)
+    if per_critique.ndim != 2 or per_critique.shape[1] == 0:
+        raise ValueError(f"per_critique must be [items, m >= 1], got shape {per_critique.shape}")
+    m = per_critique.shape[1] if m is None else m
+    if not 1 <= m <= per_critique.shape[1]:
+        raise ValueError(f"m must lie in 1..{per_critique.shape[1]}, got {m}")
+    return per_critique[:, :m].mean(axis=1)
+
+
+def critique_requests(prompts, responses, ask: str | None = None) -> list:
+    """Generation requests for the model's own critiques: the joint conversation up to the ask."""
+    from rewardlab.generate import GenerationRequest
+
+    return [GenerationRequest(messages=joint_messages(p, r, None, ask=ask or CRITIQUE_ASK))
+            for p, r in zip(prompts, responses)]
+
+
+def writer_for(model, cache_dir: str | Path | None = None):
+    """The model's critique writer: ``model.generator`` when set, else the transformers backend of
+    the generation layer on the directory the model was loaded from."""
+    if model.generator is not None:
+        return model.generator
+    if model.source_dir is None:
+        raise ConfigError("this Critic-RM has no directory to write critiques with: save it and load it "
+                          "with rewardlab.critic.load_model, or set model.generator")
+    from rewardlab.generate import make_generator
+
+    model.generator = make_generator("transformers", model=str(model.source_dir),
+                                     cache_dir=cache_dir if cache_dir is not None else model.cache_dir)
+    return model.generator
+
+
+def score_with_critiques(model, prompts, responses, *, m: int | None = None, batch_size: int = 16,
+                         padding_side: str | None = None, progress: bool = False) -> CritiqueScores:
+    """Write ``m`` critiques per (prompt, response) with the model's writer, score each
+    ``[x, y, ask, c_j]`` with the reward head, average. Items are never dropped: the ``drop``
+    policy scores over-length items truncated from the right (counts in ``model.last_truncation``)."""
+    c = model.critic
+    m = c.critiques if m is None else m
+    if m < 1:
+        raise ConfigError(f"critiques (m) must be >= 1, got {m}")
+    prompts, responses = list(prompts), list(responses)
+    if not prompts:
+        model.last_truncation = Counter()
+        return CritiqueScores(np.zeros(0), np.zeros((0, m)), np.zeros((0, model.feature_dim), np.float32), [])
+    texts = writer_for(model).generate(critique_requests(prompts, responses, c.ask), n=m,
+                                       max_new_tokens=c.max_new_tokens, temperature=c.temperature,
+                                       top_p=c.top_p, seed=c.seed, progress=progress)
+    if len(texts) != len(prompts) or any(len(t) != m for t in texts):
+        raise ConfigError(f"the critique writer returned {len(texts)} lists for {len(prompts)} requests "
+                          f"(expected {m} critiques each)")
+    policy = "truncate_right" if model.settings.overlength == "drop" else model.settings.overlength
+    items = [model.encode_joint(p, r, t[j], overlength=policy)
+             for p, r, t in zip(prompts, responses, texts) for j in range(m)]
+    model.last_truncation = Counter(e.status for e in items)
+    r, h = model.score_encoded(items, batch_size=batch_size, return_features=True,
+                               padding_side=padding_side, progress=progress)
+    per = r.reshape(len(prompts), m)
+    feats = h.reshape(len(prompts), m, -1).mean(axis=1)
+    return CritiqueScores(mean_over_critiques(per), per, feats, texts)
+
+
+def is_critic_model(directory: str | Path) -> bool:
+    """Whether a model directory holds a Critic-RM (config.json has ``rewardlab.critic``)."""
+    import json
+
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        return False
+    try:
+        return "critic" in (json.loads(path.read_text()).get("rewardlab") or {})
+    except (ValueError, AttributeError):
+        return False
+
+
+def load_model(directory: str | Path, *, critiques: int | None = None, cache_dir: str | Path | None = None,
+               seed: int | None = None):
+    """A saved reward model for scoring: a Critic-RM (with ``critiques`` m, ``seed`` and the
+    generation ``cache_dir`` overriding its saved settings) or a plain RewardModel. Asking a plain
+    reward model for critiques is an error."""
+    from rewardlab.models.reward_model import RewardModel
+
+    if not is_critic_model(directory):
+        if critiques is not None:
+            raise ConfigError(f"{directory}: --critiques applies to Critic-RM models only "
+                              "(trained with a `critic:` section); this is a plain reward model")
+        return RewardModel.from_pretrained(directory)
+    from rewardlab.critic.model import CriticRewardModel
+
+    if critiques is not None and critiques < 1:
+        raise ConfigError(f"--critiques must be >= 1, got {critiques}")
+    model = CriticRewardModel.from_pretrained(directory)
+    updates = {k: v for k, v in (("critiques", critiques), ("seed", seed)) if v is not None}
+    if updates:
+        model.critic = model.critic.model_validate({**model.critic.model_dump(), **updates})
+    model.cache_dir = Path(cache_dir) if cache_dir is not None else None
+    return model
