@@ -33,6 +33,14 @@ def _quiet_libraries() -> None:
         pass
 
 
+# Critic-RM models (docs/critic_rm.md) write critiques before they score; `score` and `eval` take these.
+CritiquesOpt = Annotated[Optional[int], typer.Option(
+    help="Critic-RM: critiques written per response (m); the reward is their mean (default: the model's).")]
+CritiqueSeedOpt = Annotated[Optional[int], typer.Option(help="Critic-RM: seed of the critique sampling (default: the model's).")]
+CritiqueCacheOpt = Annotated[Optional[Path], typer.Option(
+    help="Critic-RM: cache directory of the written critiques (a rerun resumes from it).")]
+
+
 def _fail(err: Exception) -> None:
     console.print(f"[bold red]error:[/] {err}", highlight=False)
     raise typer.Exit(2)
@@ -101,17 +109,23 @@ def score(
     data: Annotated[str, typer.Option(help="Data spec: file, directory or hf:NAME[:CONFIG][@SPLIT].")],
     out: Annotated[Path, typer.Option(help="Output file (.jsonl, .csv or .parquet).")],
     batch_size: Annotated[int, typer.Option(help="Scoring batch size.")] = 16,
+    critiques: CritiquesOpt = None,
+    critique_seed: CritiqueSeedOpt = None,
+    critique_cache: CritiqueCacheOpt = None,
 ) -> None:
-    """Write every pair of DATA with reward_chosen and reward_rejected."""
+    """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques)."""
+    from rewardlab.critic.scoring import load_model
     from rewardlab.data import load_preferences
-    from rewardlab.models.reward_model import RewardModel
 
     try:
-        rm = RewardModel.from_pretrained(model)
+        rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache)
         table = load_preferences(data)
         s = rm.score_pairs(table, batch_size=batch_size, progress=True)
         table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
         table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
+        for side in ("chosen", "rejected"):  # a Critic-RM's m critiques per response
+            if f"critiques_{side}" in s:
+                table = table.with_column(f"critiques_{side}", s[f"critiques_{side}"])
         table.write(out)
     except RewardlabError as e:
         _fail(e)
@@ -133,6 +147,9 @@ def eval_(
         help="Data spec to fit a temperature on (ECE is then also reported after scaling).")] = None,
     max_pairs_per_subset: Annotated[Optional[int], typer.Option(
         help="Evaluate at most N pairs per subset (per dataset with --data); deterministic, recorded.")] = None,
+    critiques: CritiquesOpt = None,
+    critique_seed: CritiqueSeedOpt = None,
+    critique_cache: CritiqueCacheOpt = None,
 ) -> None:
     """Score models on a suite or data: summary table, diagnostics, results.json and report.html."""
     from rewardlab.eval.runner import evaluate, write_outputs
@@ -142,7 +159,8 @@ def eval_(
     try:
         ev = evaluate(model, suite=suite, data=data or [], data_root=data_root, batch_size=batch_size,
                       calibration_data=calibration_data, max_pairs_per_subset=max_pairs_per_subset,
-                      progress=sys.stderr.isatty(), log=lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+                      progress=sys.stderr.isatty(), log=lambda m: console.print(f"[dim]{m}[/]", highlight=False),
+                      critiques=critiques, critique_seed=critique_seed, critique_cache=critique_cache)
         paths = write_outputs(ev, out)
     except RewardlabError as e:
         _fail(e)

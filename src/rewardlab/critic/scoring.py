@@ -59,9 +59,23 @@ def writer_for(model, cache_dir: str | Path | None = None):
                           "with rewardlab.critic.load_model, or set model.generator")
     from rewardlab.generate import make_generator
 
-    model.generator = make_generator("transformers", model=str(model.source_dir),
-                                     cache_dir=cache_dir if cache_dir is not None else model.cache_dir)
+    cache_dir = cache_dir if cache_dir is not None else model.cache_dir
+    if cache_dir is not None:  # the generation cache knows the model by its path: add the weights' identity
+        cache_dir = Path(cache_dir) / weights_key(model.source_dir)
+    model.generator = make_generator("transformers", model=str(model.source_dir), cache_dir=cache_dir)
     return model.generator
+
+
+def weights_key(directory: Path) -> str:
+    """A short identity of a model directory's weights (names, sizes, modification times), so a
+    model retrained into the same directory does not reuse the critiques its predecessor wrote."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(directory).glob("*.safetensors")):
+        st = f.stat()
+        h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return "weights-" + h.hexdigest()[:12]
 
 
 def score_with_critiques(model, prompts, responses, *, m: int | None = None, batch_size: int = 16,

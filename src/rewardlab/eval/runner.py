@@ -38,6 +38,7 @@ from rewardlab.data import load_preferences
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import metrics
 from rewardlab.eval.suites import load_suite, rows_by_subset, score_suite
+from rewardlab.critic.scoring import load_model
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.runinfo import run_info
 
@@ -224,6 +225,7 @@ def model_settings(model: RewardModel, batch_size: int) -> dict[str, Any]:
         "batch_size": batch_size,
         "hf_compatible": s.hf_compatible,
         "tokenizer": type(model.tokenizer).__name__,
+        **({"critiques": model.critique_settings()} if hasattr(model, "critique_settings") else {}),
     }
 
 
@@ -325,12 +327,17 @@ def evaluate(
     padding_side: str | None = None,
     progress: bool = False,
     log: Log | None = None,
+    critiques: int | None = None,
+    critique_seed: int | None = None,
+    critique_cache: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate one or more reward models on a suite (``suite``) or on data specs (``data``).
 
     ``models`` are model directories (names in the results: directory names, widened where two
     collide) or loaded :class:`RewardModel` objects. ``padding_side`` overrides the models' own
-    (for determinism checks). Returns an :class:`Evaluation`; :func:`write_outputs` writes it.
+    (for determinism checks). Critic-RM directories write ``critiques`` (m) critiques per response
+    (default: the model's own setting) with ``critique_seed``, cached under ``critique_cache``.
+    Returns an :class:`Evaluation`; :func:`write_outputs` writes it.
     """
     log = log or (lambda message: None)
     if (suite is None) == (not data):
@@ -376,7 +383,7 @@ def evaluate(
             where = Path(given)
             log(f"loading model {name} from {where}")
             try:
-                model = RewardModel.from_pretrained(where)
+                model = load_model(where, critiques=critiques, seed=critique_seed, cache_dir=critique_cache)
             except (OSError, ValueError) as err:
                 raise ConfigError(f"model {str(given)!r}: cannot load a reward model from it ({err})") from err
         saved_side = model.settings.padding_side

@@ -1,0 +1,372 @@
+"""Critic-RM joint training, critique-averaged scoring and the dual-class export (issue #12, items 5-7).
+
+Pure pieces against hand computations (λ schedule, labels, LM loss, joint loss, mean over
+critiques); the loop end to end on a tiny tied Llama with SmolLM2's tokenizer: outputs, exact resume
+after SIGKILL, 2-process DDP; the export loaded by plain transformers in a process that never
+imports rewardlab; scoring with a deterministic fake critique writer; bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from rewardlab.config import CriticConfig, load_config
+from rewardlab.critic.joint import JointLoss, lambda_at
+from rewardlab.critic.model import IGNORE, CriticRewardModel, JointEncoded, critique_labels, critique_lm_loss
+from rewardlab.critic.scoring import load_model, mean_over_critiques, score_with_critiques
+from rewardlab.errors import ConfigError, DataError
+from rewardlab.generate import Generator, Sample
+from rewardlab.objectives import LossInputs, build_loss
+from rewardlab.train.loop import train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ pure functions
+def test_lambda_schedules_by_hand():
+    assert lambda_at(0, 5, "constant", 0.7, 0.1) == 0.7 and lambda_at(4, 5, "constant", 0.7, 0.1) == 0.7
+    # linear over steps 0..4: 0.8, 0.65, 0.5, 0.35, 0.2
+    assert [round(lambda_at(s, 5, "linear", 0.8, 0.2), 10) for s in range(5)] == [0.8, 0.65, 0.5, 0.35, 0.2]
+    # cosine: end + (start - end)/2 (1 + cos(pi t/(T-1))): 0.8, 0.2 + 0.3(1 + cos(pi/4)), 0.5, ..., 0.2
+    assert lambda_at(0, 5, "cosine", 0.8, 0.2) == pytest.approx(0.8)
+    assert lambda_at(1, 5, "cosine", 0.8, 0.2) == pytest.approx(0.2 + 0.3 * (1 + math.sqrt(0.5)))
+    assert lambda_at(2, 5, "cosine", 0.8, 0.2) == pytest.approx(0.5)
+    assert lambda_at(4, 5, "cosine", 0.8, 0.2) == pytest.approx(0.2)
+    assert lambda_at(9, 5, "linear", 0.8, 0.2) == pytest.approx(0.2)  # past the end: stays at the end
+    assert lambda_at(0, 1, "linear", 0.8, 0.2) == 0.8  # one step: the start
+    assert lambda_at(3, 5, "linear", 0.1, 0.9) == pytest.approx(0.7)  # increasing works too
+    with pytest.raises(ConfigError, match="constant, linear, cosine|one of"):
+        lambda_at(0, 5, "step", 0.8, 0.2)
+
+
+def _enc(ids, k, sft=True):
+    return JointEncoded(list(ids), None, "ok", critique_len=k, sft=sft)
+
+
+def test_critique_labels_right_and_left_padding():
+    items = [_enc([5, 6, 7, 8], 2), _enc([1, 2], 1), _enc([3, 4, 9], 2, sft=False)]
+    right = torch.tensor([[5, 6, 7, 8], [1, 2, 0, 0], [3, 4, 9, 0]])
+    assert critique_labels(right, items, "right").tolist() == [[-100, -100, 7, 8], [-100, 2, -100, -100],
+                                                                [-100, -100, -100, -100]]
+    left = torch.tensor([[5, 6, 7, 8], [0, 0, 1, 2], [0, 3, 4, 9]])
+    assert critique_labels(left, items, "left").tolist() == [[-100, -100, 7, 8], [-100, -100, -100, 2],
+                                                              [-100, -100, -100, -100]]
+
+
+def test_critique_lm_loss_is_next_token_ce_on_labelled_positions_only():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 7, bias=False)
+    hidden = torch.randn(2, 5, 4)
+    labels = torch.full((2, 5), IGNORE)
+    labels[0, 3], labels[0, 4], labels[1, 2] = 3, 6, 1
+    # hand: position t predicts label t+1 -> (row 0, t=2 -> 3), (row 0, t=3 -> 6), (row 1, t=1 -> 1)
+    logp = torch.log_softmax(head(hidden), -1)
+    want = -(logp[0, 2, 3] + logp[0, 3, 6] + logp[1, 1, 1]) / 3
+    assert critique_lm_loss(hidden, labels, head).item() == pytest.approx(want.item(), abs=1e-6)
+    none = critique_lm_loss(hidden, torch.full((2, 5), IGNORE), head)
+    assert none.item() == 0.0 and none.requires_grad  # still in the graph (DDP)
+
+
+def test_joint_loss_mixes_sft_and_registry_reward_loss():
+    loss = JointLoss(build_loss({"name": "bt"}), schedule="linear", start=0.9, end=0.1)
+    rc, rr, lm = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]), torch.tensor(3.0)
+    bt = (math.log1p(math.exp(-1.0)) + math.log1p(math.exp(2.0))) / 2
+    loss.set_progress(1, 3)  # λ = 0.5
+    total, logs = loss(LossInputs(rc, rr), lm)
+    assert total.item() == pytest.approx(0.5 * 3.0 + 0.5 * bt)
+    assert logs["critic/lambda"] == pytest.approx(0.5) and logs["loss/sft"] == pytest.approx(3.0)
+    assert logs["loss/reward"] == pytest.approx(bt) and logs["loss/bt"] == pytest.approx(bt)
+    with pytest.raises(ConfigError, match="lambda_start"):
+        JointLoss(build_loss({"name": "bt"}), start=1.5)
+    with pytest.raises(ValueError, match="language-model loss"):
+        loss(LossInputs(rc, rr))
+
+
+def test_mean_over_critiques_by_hand():
+    per = np.array([[1.0, 3.0, 5.0, 7.0], [0.0, 0.0, 1.0, -1.0]])
+    assert mean_over_critiques(per).tolist() == [4.0, 0.0]
+    assert mean_over_critiques(per, 1).tolist() == [1.0, 0.0]
+    assert mean_over_critiques(per, 2).tolist() == [2.0, 0.0]
+    with pytest.raises(ValueError):
+        mean_over_critiques(per, 5)
+
+
+# ------------------------------------------------------------------ data, config and runs
+@pytest.fixture(scope="module")
+def tied_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny Llama with tied input/output embeddings, as SmolLM2 has them."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig.from_pretrained(tiny_llama_dir)
+    cfg.tie_word_embeddings = True
+    torch.manual_seed(1)
+    d = tmp_path_factory.mktemp("tied_llama")
+    LlamaForCausalLM(cfg).save_pretrained(d)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(d)
+    return d
+
+
+def critique_rows(n: int = 40) -> list[dict]:
+    rows = []
+    for i in range(n):
+        a, b = i % 7 + 1, i % 5 + 2
+        rows.append({"prompt": f"What is {a} times {b}?", "chosen": f"{a} times {b} is {a * b}.",
+                     "rejected": f"{a} times {b} is {a * b + 1 + i % 3}.", "source": ["math", "chat"][i % 2],
+                     "critique_chosen": f"The product {a * b} is correct and stated plainly.\nScore: 9",
+                     "critique_rejected": f"Wrong: {a} x {b} is {a * b}, not what was said.\nScore: 2"})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def critic_config(out: Path, model: Path, data: Path, **train_overrides) -> dict:
+    train_cfg = {"max_steps": 8, "batch_size": 4, "lr": 1e-3, "eval_every": 4, "save_every": 2, "log_every": 2,
+                 "progress": False, "reward_stats_max_pairs": 8, "eval_batch_size": 16}
+    train_cfg.update(train_overrides)
+    return {"output_dir": str(out), "model": {"name_or_path": str(model), "max_length": 192},
+            "data": {"train": str(data), "val_fraction": 0.2}, "objective": {"name": "bt"},
+            "train": train_cfg, "critic": {"lambda_schedule": "linear", "lambda_start": 0.8, "lambda_end": 0.2,
+                       "max_new_tokens": 4}}
+
+
+def write_config(tmp: Path, name: str, model: Path, data: Path, **overrides) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(critic_config(tmp / name, model, data, **overrides)))
+    return path
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("RANK", None)
+    return env
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rewardlab.cli", *args], capture_output=True, text=True, env=_env())
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("critic_data") / "pairs.jsonl", critique_rows())
+
+
+@pytest.fixture(scope="module")
+def trained(tied_llama_dir, data_file, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("critic_run")
+    res = cli("train", str(write_config(tmp, "full", tied_llama_dir, data_file, max_steps=10)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp / "full"
+
+
+def test_joint_training_writes_outputs_and_logs_the_schedule(trained):
+    records = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
+    tr = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in tr] == [2, 4, 6, 8, 10]
+    # the last micro-batch before each record is step index s-1 of 10: λ = 0.8 - 0.6 (s-1)/9
+    assert [r["critic/lambda"] for r in tr] == pytest.approx([0.8 - 0.6 * (s - 1) / 9 for s in (2, 4, 6, 8, 10)])
+    for r in tr:
+        lam = r["critic/lambda"]
+        assert r["loss/total"] == pytest.approx(lam * r["loss/sft"] + (1 - lam) * r["loss/reward"], rel=1e-5)
+    assert tr[-1]["loss/sft"] < tr[0]["loss/sft"]  # the critiques are learnt
+    val = [r for r in records if r["split"] == "validation"]
+    assert [r["step"] for r in val] == [4, 8, 10] and all(r["n"] == 8 for r in val)
+    cfg = json.loads((trained / "model" / "config.json").read_text())
+    assert cfg["rewardlab"]["critic"]["lambda_start"] == 0.8 and cfg["rewardlab"]["render"] == "chat"
+    assert cfg["architectures"] == ["LlamaForCausalLM", "LlamaForSequenceClassification"]
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["n_train"] == 32 and sum(v["n"] for v in summary["validation_by_source"].values()) == 8
+
+
+def test_kill9_then_resume_equals_uninterrupted(trained, tied_llama_dir, data_file, tmp_path):
+    cfg = write_config(tmp_path, "killed", tied_llama_dir, data_file, max_steps=10)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "step-000004" / "COMPLETE").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
+    res = cli("train", str(cfg), "--resume")
+    assert res.returncode == 0, res.stderr
+    a = load_file(str(trained / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys() and "score.weight" in a
+    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) <= 1e-6
+
+
+PLAIN = textwrap.dedent("""
+    import json, sys
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    d, texts = sys.argv[1], json.loads(sys.argv[2])
+    tok = AutoTokenizer.from_pretrained(d)
+    seq = AutoModelForSequenceClassification.from_pretrained(d).eval()
+    lm = AutoModelForCausalLM.from_pretrained(d).eval()
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        rewards = seq(**enc).logits[:, 0].tolist()
+        one = tok(texts[:1], return_tensors="pt", add_special_tokens=False)
+        logits = lm(**one).logits[0, -1].tolist()
+        gen = lm.generate(**one, max_new_tokens=3, do_sample=False)
+    print(json.dumps({"rewards": rewards, "last_logits": logits, "generated": gen.shape[1] - one["input_ids"].shape[1],
+                      "rewardlab_imported": any(m.startswith("rewardlab") for m in sys.modules)}))
+""")
+
+
+def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
+    model = CriticRewardModel.from_pretrained(trained / "model")
+    rows = critique_rows(3)
+    items = [(r["prompt"], r[side], r["critique_" + side]) for r in rows for side in ("chosen", "rejected")]
+    enc = [model.encode_joint(p, y, c) for p, y, c in items]
+    ours = model.score_encoded(enc, padding_side="left")  # left padding here, right padding there
+    texts = [model.tokenizer.apply_chat_template(_joint(p, y, c), tokenize=False) for p, y, c in items]
+    assert [e.input_ids for e in enc] == [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN)
+    res = subprocess.run([sys.executable, str(script), str(trained / "model"), json.dumps(texts)],
+                         capture_output=True, text=True, env={**_env(), "PYTHONPATH": ""}, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    plain = json.loads(res.stdout.strip().splitlines()[-1])
+    assert not plain["rewardlab_imported"]
+    assert np.abs(np.array(plain["rewards"]) - ours).max() < 1e-5
+    with torch.no_grad():
+        ids = torch.tensor([enc[0].input_ids])
+        hidden = model.model.model(input_ids=ids).last_hidden_state
+        our_logits = model.model.lm_head(hidden[0, -1])
+    assert np.abs(np.array(plain["last_logits"]) - our_logits.numpy()).max() < 1e-4  # the LM head (tied) survived
+    assert plain["generated"] >= 1
+
+
+def _joint(p, y, c):
+    from rewardlab.critic.prompts import joint_messages
+
+    return joint_messages(p, y, c)
+
+
+class FakeWriter(Generator):
+    """Deterministic critiques: 'critique j of <response>'; records what it was asked."""
+
+    model_id = "fake-writer"
+
+    def __init__(self):
+        super().__init__(None)
+        self.calls = []
+
+    def _generate_batch(self, jobs, params):
+        self.calls.append(params)
+        return [Sample(f"critique {j.sample_index} of {j.messages[1]['content']}", 4) for j in jobs]
+
+
+def test_scoring_averages_rewards_over_m_critiques(trained):
+    model = load_model(trained / "model", critiques=3, seed=5)
+    model.generator = FakeWriter()
+    prompts, responses = ["What is 2 times 3?", "What is 2 times 3?"], ["It is 6.", "It is 7."]
+    out = score_with_critiques(model, prompts, responses, batch_size=4)
+    assert out.per_critique.shape == (2, 3) and out.critiques[1][2] == "critique 2 of It is 7."
+    params = model.generator.calls[0]
+    assert params.seed == 5 and params.temperature == model.critic.temperature
+    # each r(x, y, c_j) by hand, one item at a time
+    by_hand = np.array([[model.score_encoded([model.encode_joint(p, y, c)])[0] for c in cs]
+                        for p, y, cs in zip(prompts, responses, out.critiques)])
+    assert np.abs(out.per_critique - by_hand).max() < 1e-5
+    assert np.abs(out.rewards - by_hand.mean(axis=1)).max() < 1e-5
+    assert len(set(out.per_critique[0].round(6))) == 3  # the critiques change the reward
+
+
+def test_eval_records_m_and_seed_and_cli_rejects_critiques_for_plain_models(trained, data_file, tmp_path):
+    from rewardlab.eval.runner import evaluate
+
+    model = load_model(trained / "model", critiques=2)
+    model.generator = FakeWriter()
+    ev = evaluate([model], data=[str(data_file)], max_pairs_per_subset=4)
+    (entry,) = ev.results["models"].values()
+    assert entry["settings"]["critiques"]["m"] == 2 and entry["settings"]["critiques"]["seed"] == 0
+    assert entry["overall"]["n"] == 4
+    res = cli("eval", "--model", str(trained / "model"), "--data", str(data_file), "--critiques", "0",
+              "--out", str(tmp_path / "ev"))
+    assert res.returncode == 2 and "--critiques must be >= 1" in res.stdout
+
+
+def test_score_cli_writes_critiques_with_the_trained_model(trained, data_file, tmp_path):
+    small = write_jsonl(tmp_path / "two.jsonl", critique_rows(2))
+    out = tmp_path / "scored.jsonl"
+    res = cli("score", "--model", str(trained / "model"), "--data", str(small), "--out", str(out),
+              "--critiques", "2", "--critique-seed", "3", "--critique-cache", str(tmp_path / "cache"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 2 and all(len(r["critiques_chosen"]) == 2 for r in rows)
+    assert all(isinstance(r["reward_chosen"], float) for r in rows)
+    assert list((tmp_path / "cache").rglob("*.jsonl"))  # the generation cache (a rerun resumes from it)
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_critiques_are_clear_errors(tied_llama_dir, tmp_path):
+    rows = critique_rows(6)
+    rows[3]["critique_rejected"] = "  "
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    cfg = load_config(None, [f"output_dir={tmp_path / 'o'}", f"data.train={bad}", f"model.name_or_path={tied_llama_dir}",
+                             "critic={}", "train.max_steps=1", "train.progress=false", "data.val_fraction=0"])
+    with pytest.raises(DataError, match=r"bad.jsonl:4.*critique_rejected|critique_rejected.*bad.jsonl:4"):
+        train(cfg)
+    for r in rows:
+        r.pop("critique_chosen")
+    missing = write_jsonl(tmp_path / "missing.jsonl", rows)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(missing)})})
+    with pytest.raises(DataError, match="critique_chosen"):
+        train(cfg)
+    rows = critique_rows(4)
+    rows[1]["critique_chosen"] = ["a", "b"]
+    listed = write_jsonl(tmp_path / "listed.jsonl", rows)
+    cfg_path = tmp_path / "listed.yaml"
+    cfg_path.write_text(yaml.safe_dump({**critic_config(tmp_path / "l", tied_llama_dir, listed), "data": {"train": str(listed)}}))
+    res = cli("train", str(cfg_path))
+    said = " ".join(res.stdout.split())  # rich wraps long lines
+    assert res.returncode == 2 and "listed.jsonl:2" in said and "one critique per response" in said, res.stdout
+    with pytest.raises(ConfigError, match="metarm"):
+        train(load_config(None, [f"output_dir={tmp_path / 'm'}", f"data.train={listed}", "critic={}",
+                                 f"model.name_or_path={tied_llama_dir}", f"metarm={{data: {listed}}}"]))
+
+
+def test_plain_reward_model_refuses_critiques(tmp_path):
+    from rewardlab.models.reward_model import RewardModel
+
+    rm = RewardModel.from_backbone("minilm", max_length=32)
+    rm.save_pretrained(tmp_path / "plain")
+    with pytest.raises(ConfigError, match="Critic-RM models only"):
+        load_model(tmp_path / "plain", critiques=2)
+    assert isinstance(load_model(tmp_path / "plain"), RewardModel)
+    assert CriticConfig().critiques == 1
+
+
+@pytest.mark.distributed
+def test_two_process_joint_training(tied_llama_dir, data_file, tmp_path):
+    cfg = write_config(tmp_path, "ddp", tied_llama_dir, data_file, max_steps=4, save_every=2, eval_every=2)
+    launcher = REPO / "configs" / "accelerate" / "cpu_ddp2.yaml"
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher),
+                          "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True, text=True, env=_env(), timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["pairs_seen"] == 4 * 4 * 2
+    val = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines() if '"validation"' in x]
+    assert all(r["n"] == 8 for r in val)
+    assert "score.weight" in load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))
