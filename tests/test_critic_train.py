@@ -106,6 +106,34 @@ def test_mean_over_critiques_by_hand():
         mean_over_critiques(per, 5)
 
 
+def test_fit_request_cuts_the_prompt_from_the_left_then_the_response(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    from rewardlab.critic.prompts import joint_messages
+    from rewardlab.critic.scoring import fit_request
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+    def size(p, r):
+        text = tok.apply_chat_template(joint_messages(p, r, None), tokenize=False, add_generation_prompt=True)
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    base = size("", "ok")
+    assert fit_request(tok, "Short question?", "ok", base + 50) == ("Short question?", "ok", False)
+    long_prompt = " ".join(f"word{i}" for i in range(200)) + " FINAL QUESTION?"
+    p, r, cut = fit_request(tok, long_prompt, "the answer", base + 40)
+    assert cut and r == "the answer" and p.endswith("FINAL QUESTION?") and size(p, r) <= base + 40
+    assert long_prompt.endswith(p.strip())  # a suffix of the prompt: cut from the left
+    msgs = [{"role": "system", "content": "be brief " * 80}, {"role": "user", "content": "END?"}]
+    p, r, cut = fit_request(tok, msgs, "yes", base + 30)
+    assert cut and p[1]["content"] == "END?" and size(p, r) <= base + 30
+    long_answer = "start " + " ".join(f"x{i}" for i in range(300))
+    p, r, cut = fit_request(tok, "", long_answer, base + 20)
+    assert cut and r.startswith("start") and size(p, r) <= base + 20
+    with pytest.raises(ConfigError, match="tokens for the conversation"):
+        fit_request(tok, "q", "a", 8)
+
+
 # ------------------------------------------------------------------ data, config and runs
 @pytest.fixture(scope="module")
 def tied_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
@@ -234,6 +262,10 @@ PLAIN = textwrap.dedent("""
 
 
 def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
+    from rewardlab.models.reward_model import RewardModel
+
+    with pytest.raises(ConfigError, match="Critic-RM"):  # no silent critique-less scoring
+        RewardModel.from_pretrained(trained / "model")
     model = CriticRewardModel.from_pretrained(trained / "model")
     rows = critique_rows(3)
     items = [(r["prompt"], r[side], r["critique_" + side]) for r in rows for side in ("chosen", "rejected")]
@@ -260,7 +292,9 @@ def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
 def _joint(p, y, c):
     from rewardlab.critic.prompts import joint_messages
 
-    return joint_messages(p, y, c)
+    from rewardlab.critic.model import prompt_messages
+
+    return joint_messages(prompt_messages(p), y, c)
 
 
 class FakeWriter(Generator):

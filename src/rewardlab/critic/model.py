@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from rewardlab.config import CriticConfig
 from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages
+from rewardlab.data.chat import to_messages
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, Encoded, _cut, pad_batch
@@ -142,7 +143,7 @@ class CriticRewardModel(RewardModel):
     # ---------------------------------------------------------------- tokens
     def render_joint(self, prompt, response: str, critique: str) -> tuple[str, str]:
         """(everything up to the critique turn's content, the critique turn) as chat-template text."""
-        messages = joint_messages(prompt, response, critique, ask=self.critic.ask or CRITIQUE_ASK)
+        messages = joint_messages(prompt_messages(prompt), response, critique, ask=self.critic.ask or CRITIQUE_ASK)
         prefix = self.tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
         full = self.tokenizer.apply_chat_template(messages, tokenize=False)
         if not full.startswith(prefix):
@@ -207,6 +208,12 @@ class CriticRewardModel(RewardModel):
 
 
 # -------------------------------------------------------------------- pure pieces
+def prompt_messages(prompt) -> list[dict]:
+    """A prompt as chat messages, as RewardModel renders it (an HH dialogue string is parsed into
+    turns, any other string is one user message), so both kinds of model read the same conversation."""
+    return to_messages(prompt, "")[:-1]
+
+
 def critique_labels(input_ids: torch.Tensor, items: list[JointEncoded], padding_side: str) -> torch.Tensor:
     """Labels for a padded batch: each ``sft`` item's last ``critique_len`` real tokens, -100 elsewhere."""
     labels = torch.full_like(input_ids, IGNORE)

@@ -56,7 +56,7 @@ def writer_for(model, cache_dir: str | Path | None = None):
         return model.generator
     if model.source_dir is None:
         raise ConfigError("this Critic-RM has no directory to write critiques with: save it and load it "
-                          "with rewardlab.critic.load_model, or set model.generator")
+                          "with rewardlab.critic.scoring.load_model, or set model.generator")
     from rewardlab.generate import make_generator
 
     cache_dir = cache_dir if cache_dir is not None else model.cache_dir
@@ -91,6 +91,12 @@ def score_with_critiques(model, prompts, responses, *, m: int | None = None, bat
     if not prompts:
         model.last_truncation = Counter()
         return CritiqueScores(np.zeros(0), np.zeros((0, m)), np.zeros((0, model.feature_dim), np.float32), [])
+    from rewardlab.critic.model import prompt_messages
+
+    budget = model.settings.max_length - c.max_new_tokens
+    fitted = [fit_request(model.tokenizer, prompt_messages(p), r, budget, c.ask) for p, r in zip(prompts, responses)]
+    n_cut = sum(f[2] for f in fitted)
+    prompts, responses = [f[0] for f in fitted], [f[1] for f in fitted]
     texts = writer_for(model).generate(critique_requests(prompts, responses, c.ask), n=m,
                                        max_new_tokens=c.max_new_tokens, temperature=c.temperature,
                                        top_p=c.top_p, seed=c.seed, progress=progress)
@@ -101,11 +107,52 @@ def score_with_critiques(model, prompts, responses, *, m: int | None = None, bat
     items = [model.encode_joint(p, r, t[j], overlength=policy)
              for p, r, t in zip(prompts, responses, texts) for j in range(m)]
     model.last_truncation = Counter(e.status for e in items)
+    if n_cut:
+        model.last_truncation["request_cut_to_fit"] = n_cut  # items, not critiques
     r, h = model.score_encoded(items, batch_size=batch_size, return_features=True,
                                padding_side=padding_side, progress=progress)
     per = r.reshape(len(prompts), m)
     feats = h.reshape(len(prompts), m, -1).mean(axis=1)
     return CritiqueScores(mean_over_critiques(per), per, feats, texts)
+
+
+def fit_request(tokenizer, prompt, response: str, budget: int, ask: str | None = None):
+    """(prompt, response, cut?) whose critique request, rendered with the chat template, holds at
+    most ``budget`` tokens (the model's max_length minus the critique's max_new_tokens), so the
+    critique and the conversation it judges fit in what the reward head reads. Like the
+    ``truncate_prompt_left`` policy: the prompt loses tokens from its start (message by message for
+    a conversation), then, if that is not enough, the response from its end."""
+    if budget < 16:
+        raise ConfigError(f"max_length minus critique max_new_tokens leaves {budget} tokens for the conversation")
+
+    def size(p, r) -> int:
+        text = tokenizer.apply_chat_template(joint_messages(p, r, None, ask=ask or CRITIQUE_ASK), tokenize=False,
+                                             add_generation_prompt=True)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def cut_left(text: str, k: int) -> str:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer.decode(ids[k:]) if k < len(ids) else ""
+
+    cut = False
+    for _ in range(8):  # re-tokenising cut text can shift a token or two: a few rounds converge
+        excess = size(prompt, response) - budget
+        if excess <= 0:
+            return prompt, response, cut
+        cut = True
+        if isinstance(prompt, str) and prompt:
+            prompt = cut_left(prompt, excess)
+        elif isinstance(prompt, list) and any(m["content"] for m in prompt):
+            prompt = [dict(m) for m in prompt]
+            first = next(m for m in prompt if m["content"])
+            first["content"] = cut_left(first["content"], excess)
+        else:
+            ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+            response = tokenizer.decode(ids[:max(len(ids) - excess, 0)])
+    if size(prompt, response) > budget:
+        raise ConfigError(f"cannot fit the critique request into {budget} tokens (the template and ask alone "
+                          "are longer): raise model.max_length or lower critic.max_new_tokens")
+    return prompt, response, cut
 
 
 def is_critic_model(directory: str | Path) -> bool:

@@ -120,6 +120,9 @@ class RewardModel(nn.Module):
         tokenizer = backbone.load_tokenizer(directory)
         model = backbone.load_sequence_classifier(directory, dtype=dtype)
         stored = getattr(model.config, "rewardlab", None) or {}
+        if "critic" in stored:  # its rewards need critiques: scoring without them would be silently wrong
+            raise ConfigError(f"{directory}: a Critic-RM model (it writes critiques before it scores); "
+                              "load it with rewardlab.critic.scoring.load_model")
         known = {k: v for k, v in stored.items() if k in ModelSettings.__dataclass_fields__}
         settings = ModelSettings(**known) if known else ModelSettings(base_model=directory)
         model.eval()
