@@ -71,3 +71,36 @@ def joint_messages(prompt, response: str, critique: str | None = None, ask: str 
     if critique is not None:
         messages.append({"role": "assistant", "content": critique})
     return messages
+
+
+# Refinement (METHODS §5 step 3; a reconstruction, the paper does not publish its prompts).
+RANK_TEMPLATE = (
+    "Below are a user's request, an AI assistant's response, and a critique of that response.\n\n"
+    "[Request]\n{prompt}\n\n"
+    "[Response]\n{response}\n\n"
+    "[Critique]\n{critique}\n\n"
+    "How good is this critique: is it accurate, specific and useful? End with a last line of the form "
+    "'Score: N', where N is an integer from 1 (useless) to 10 (excellent)."
+)
+
+SUMM_TEMPLATE = (
+    "Below are a user's request, an AI assistant's response, and several critiques of that response.\n\n"
+    "[Request]\n{prompt}\n\n"
+    "[Response]\n{response}\n\n"
+    "{critiques}\n\n"
+    "Combine these critiques into one short critique that keeps their accurate points. End with a last "
+    "line of the form 'Score: N', where N is an integer from 1 (very bad) to 10 (excellent)."
+)
+
+
+def rank_request(prompt, response: str, critique: str, template: str = RANK_TEMPLATE) -> list[dict]:
+    """Chat messages asking the generator, as meta-judge, to score one critique."""
+    return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response,
+                                                        critique=critique)}]
+
+
+def summ_request(prompt, response: str, critiques: list[str], template: str = SUMM_TEMPLATE) -> list[dict]:
+    """Chat messages asking the generator to condense several critiques into one."""
+    block = "\n\n".join(f"[Critique {i}]\n{c}" for i, c in enumerate(critiques, 1))
+    return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response,
+                                                        critiques=block)}]
