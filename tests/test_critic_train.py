@@ -35,6 +35,7 @@ from rewardlab.train.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
+KEEP = ("critique_chosen", "critique_rejected")
 
 
 # ------------------------------------------------------------------ pure functions
@@ -202,6 +203,31 @@ def trained(tied_llama_dir, data_file, tmp_path_factory) -> Path:
     res = cli("train", str(write_config(tmp, "full", tied_llama_dir, data_file, max_steps=10)))
     assert res.returncode == 0, res.stdout + res.stderr
     return tmp / "full"
+
+
+def test_pairs_encode_critique_tokens_as_the_labelled_suffix(tied_llama_dir, tmp_path):
+    from rewardlab.critic.joint import encode_pairs
+    from rewardlab.data import load_preferences
+
+    table = load_preferences(str(write_jsonl(tmp_path / "p.jsonl", critique_rows(3))), keep_columns=KEEP)
+    model = CriticRewardModel.from_backbone(str(tied_llama_dir), critic=CriticConfig(sft_on="chosen"), max_length=512)
+    pairs = encode_pairs(model, table)
+    assert [e.sft for e in pairs.chosen] == [True] * 3 and [e.sft for e in pairs.rejected] == [False] * 3
+    e = pairs.chosen[0]
+    turn = model.tokenizer.decode(e.input_ids[-e.critique_len:])
+    assert turn.startswith(table["critique_chosen"][0]) and turn.strip().endswith("<|im_end|>")
+    model.train()
+    batch = model.collate([pairs.chosen[0], pairs.rejected[0]])
+    labelled = batch["labels"][0][batch["labels"][0] != IGNORE].tolist()
+    assert labelled == e.input_ids[-e.critique_len:] and bool((batch["labels"][1] == IGNORE).all())
+    r, h, lm = model(**batch)
+    assert r.shape == (2,) and h.shape == (2, model.feature_dim) and lm.item() > 0
+    model.eval()
+    assert "labels" not in model.collate([e])  # scoring reads rewards only
+    short = CriticRewardModel.from_backbone(str(tied_llama_dir), max_length=64)
+    cut = short.encode_joint("a long question " * 40, "answer", "the critique. Score: 3")
+    assert cut.status == "prompt_truncated" and len(cut.input_ids) == 64
+    assert short.tokenizer.decode(cut.input_ids[-cut.critique_len:]).startswith("the critique. Score: 3")
 
 
 def test_joint_training_writes_outputs_and_logs_the_schedule(trained):
