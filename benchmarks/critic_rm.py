@@ -159,6 +159,8 @@ def score_arms(args, held_path: Path, work: Path) -> dict:
         cache.write_text(json.dumps(scores))
     if "critic" not in scores:
         model = load_model(work / "critic" / "model", critiques=args.m, cache_dir=work / "gen_cache")
+        if args.score_max_new_tokens:  # shorter critiques when scoring (CPU budget): recorded in the report
+            model.critic = model.critic.model_copy(update={"max_new_tokens": args.score_max_new_tokens})
         from rewardlab.critic.scoring import writer_for
 
         writer_for(model).batch_size = args.gen_batch_size
@@ -191,13 +193,18 @@ def write_report(args, summaries: dict, acc: dict, n_train: dict) -> None:
               "train": {arm: {k: s[k] for k in ("steps", "pairs_seen", "train_seconds", "pairs_per_second")}
                         for arm, s in summaries.items()},
               "machine": "2 shared CPU cores (7 engineers' jobs running at the same time)", "run": run_info()}
+    crit = args.work / "train_critiques_critique" / "summary.json"
+    if crit.is_file():  # the training critiques written here (--make-critiques)
+        c = json.loads(crit.read_text())
+        record["train_critiques"] = {"totals": c["totals"], "generation": c["generation"], "config": c["config"]}
     (out / "critic_rm.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     cols = list(SOURCES) + ["all"]
     lines = [f"# Critic-RM vs BT: {args.model}, {n_train['total']} training pairs, held out {args.heldout_per_source} pairs per source",
              "",
              f"Same pairs, {summaries['bt']['steps']} steps (batch {args.batch_size}, lr {args.lr}, seed {args.seed}, "
              f"max_length {args.max_length}); Critic-RM λ {args.schedule} {args.lambda_start} → {args.lambda_end}, "
-             f"critiques sampled at temperature {args.temperature}, at most {args.max_new_tokens} tokens. "
+             f"critiques sampled at temperature {args.temperature}, at most {args.max_new_tokens} tokens in training"
+             + (f" and {args.score_max_new_tokens} when scoring" if args.score_max_new_tokens else "") + ". "
              "Accuracy in % (a tie is wrong); n per source below.", "",
              "| model | " + " | ".join(f"{SOURCES.get(c, c)} (n={acc['bt'][c]['n']})" for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -212,6 +219,12 @@ def write_report(args, summaries: dict, acc: dict, n_train: dict) -> None:
               "", f"Critique writing for scoring: {g['generated']} samples generated ({g['cached']} from cache), "
               f"{g['tokens']} tokens, {g['tokens_per_s']:.1f} tokens/s (batch {args.gen_batch_size}); "
               f"scoring the held-out set took {acc['critic_scoring_seconds']:.0f} s.",
+              ] + ([f"Training critiques: written here by {args.model} ({record['train_critiques']['config']['n']} per response, "
+                    f"max {record['train_critiques']['config']['max_new_tokens']} tokens, filters "
+                    f"{'off' if args.no_filter else 'on'}): {record['train_critiques']['totals']['critiques']} critiques, "
+                    f"score parse failures {record['train_critiques']['totals']['parse_failures']}, "
+                    f"{record['train_critiques']['generation'][0]['tokens_per_s']} tokens/s."]
+                   if "train_critiques" in record else []) + [
               "", "Measured on 2 CPU cores shared with other jobs; the two trainings ran one after the other, "
               "so the pairs/s ratio is indicative only. With this few pairs a difference of one pair per "
               "source is 100/n points: read the table as a smoke test of the method, not a ranking."]
@@ -243,6 +256,8 @@ def main() -> None:
     ap.add_argument("--lambda-end", type=float, default=0.2)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--score-max-new-tokens", type=int, default=None,
+                    help="critique length when scoring held-out pairs (default: the trained model's, --max-new-tokens)")
     ap.add_argument("--gen-batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
