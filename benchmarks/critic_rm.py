@@ -80,6 +80,14 @@ def make_train_critiques(args, work: Path) -> Path:
     cfg = CritiqueConfig(n=args.critique_n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                          seed=args.seed, max_chars=args.max_chars, on_empty="skip", filters=filters)
     run_critique(str(pairs), out, gen, cfg, report_dir=work / "train_critiques_critique", progress=True, log=print)
+    if args.no_filter:
+        # Unscored critiques (no parseable 'Score: N') count as unscored pairs even without filters; with
+        # --no-filter every pair trains on its first critique, scored or not (all_pairs.jsonl).
+        table = load_preferences(str(work / "train_critiques_critique" / "all_pairs.jsonl"),
+                                 keep_columns=("critiques_chosen", "critiques_rejected"))
+        for side in ("chosen", "rejected"):
+            table = table.with_column(f"critique_{side}", [c[0] for c in table[f"critiques_{side}"]])
+        table.write(out)
     return out
 
 
