@@ -18,8 +18,12 @@ per source and overall (a tie is wrong), training pairs/s (summary.json; the run
 shared machine) and critique generation tokens/s. Everything is cached in ``--work`` (trained models,
 held-out scores, the generation cache), so an interrupted run resumes.
 
-    python benchmarks/critic_rm.py --train-data ../wt-critic/runs/critic_gen/critiques.jsonl \
+    python benchmarks/critic_rm.py --train-data runs/critic_gen/critiques.jsonl \
         --heldout-per-source 10 --m 4 --epochs 2 --work runs/bench_critic_rm
+    # what produced benchmarks/results/critic_rm.* (training critiques written here; CPU-sized):
+    OMP_NUM_THREADS=2 python benchmarks/critic_rm.py --make-critiques 4 --no-filter --heldout-per-source 1 \
+        --m 4 --epochs 1 --batch-size 4 --max-length 384 --max-new-tokens 96 --score-max-new-tokens 48 \
+        --gen-batch-size 12 --work runs/bench_critic_rm
 
 Writes benchmarks/results/critic_rm.json and critic_rm.md.
 """
@@ -230,8 +234,10 @@ def write_report(args, summaries: dict, acc: dict, n_train: dict) -> None:
               ] + ([f"Training critiques: written here by {args.model} ({record['train_critiques']['config']['n']} per response, "
                     f"max {record['train_critiques']['config']['max_new_tokens']} tokens, filters "
                     f"{'off' if args.no_filter else 'on'}): {record['train_critiques']['totals']['critiques']} critiques, "
-                    f"score parse failures {record['train_critiques']['totals']['parse_failures']}, "
-                    f"{record['train_critiques']['generation'][0]['tokens_per_s']} tokens/s."]
+                    f"score parse failures {record['train_critiques']['totals']['parse_failures']}; "
+                    + (f"{record['train_critiques']['generation'][0]['tokens_per_s']} tokens/s."
+                       if record['train_critiques']['generation'][0]['generated'] else "read back from the generation cache "
+                       "(the run that wrote them was interrupted; see the log).")]
                    if "train_critiques" in record else []) + [
               "", "Measured on 2 CPU cores shared with other jobs; the two trainings ran one after the other, "
               "so the pairs/s ratio is indicative only. With this few pairs a difference of one pair per "
