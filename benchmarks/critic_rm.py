@@ -246,6 +246,31 @@ def write_report(args, summaries: dict, acc: dict, n_train: dict) -> None:
     print("\n".join(lines))
 
 
+def speed(args, train_path: Path, work: Path) -> dict:
+    """Training pairs/s side by side: BT and Critic-RM alternating A B A B, ``--speed-steps`` steps each
+    on the same pairs (the first step of a run is timed too); medians and their ratio."""
+    import statistics
+
+    from rewardlab.config import parse_config
+    from rewardlab.train.loop import train
+
+    runs: dict[str, list[float]] = {"bt": [], "critic": []}
+    for rep in range(args.speed_reps):
+        for arm in ("bt", "critic"):
+            cfg = run_config(args, arm, train_path, work / "speed")
+            cfg["output_dir"] = str(work / "speed" / f"{arm}-{rep}")
+            cfg["train"].update({"max_steps": args.speed_steps, "save_every": 10 ** 6, "progress": False,
+                                 "reward_stats_max_pairs": 0})
+            s = train(parse_config(cfg, f"critic_rm:speed:{arm}"))
+            runs[arm].append(round(s["pairs_per_second"], 4))
+            print(f"speed rep {rep} {arm}: {s['pairs_per_second']:.4f} pairs/s", flush=True)
+    med = {arm: statistics.median(v) for arm, v in runs.items()}
+    out = {"steps_per_run": args.speed_steps, "batch_size": args.batch_size, "pairs_per_second": runs,
+           "median": med, "ratio_critic_over_bt": round(med["critic"] / med["bt"], 3)}
+    (args.results / "critic_rm_speed.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-data", help="pairs with critique_chosen/critique_rejected (else --make-critiques)")
@@ -274,6 +299,9 @@ def main() -> None:
                     help="critique length when scoring held-out pairs (default: the trained model's, --max-new-tokens)")
     ap.add_argument("--gen-batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed-only", action="store_true", help="only the A B A B training-speed part")
+    ap.add_argument("--speed-reps", type=int, default=2)
+    ap.add_argument("--speed-steps", type=int, default=2)
     args = ap.parse_args()
     import torch
 
@@ -284,6 +312,9 @@ def main() -> None:
         args.train_data = str(make_train_critiques(args, args.work))
         args.exclude.append(str(args.work / "train_pairs.jsonl"))
     train_path, held_path = build_data(args, args.work)
+    if args.speed_only:
+        print(json.dumps(speed(args, train_path, args.work), indent=2))
+        return
     summaries = {arm: train_arm(args, arm, train_path, args.work) for arm in ("bt", "critic")}
     acc = score_arms(args, held_path, args.work)
     from rewardlab.data import load_preferences
