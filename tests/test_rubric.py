@@ -300,3 +300,29 @@ def test_cli_rubric_score_writes_table_and_report(tmp_path):
     res = CliRunner().invoke(app, ["rubric", "score", "--rubric", str(rubric), "--data", str(data), "--out", str(out)])
     assert res.exit_code == 2 and "d.jsonl:2" in res.output and "completion" in res.output
     assert "Traceback" not in res.output
+
+
+def test_grpo_recipe_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardlab.cli import app
+    from rewardlab.rubric.grpo import grpo_args, load_recipe, make_reward, read_prompts
+
+    repo = Path(__file__).resolve().parents[1]
+    recipe = load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=gdpo"])
+    assert recipe.aggregator.name == "gdpo" and recipe.grpo["bf16"] is False
+    rubric = parse_rubric(TWO)
+    reward = make_reward(recipe, rubric, 4)
+    args = grpo_args(recipe, reward, tmp_path)  # precision explicit, the aggregator's TRL settings applied
+    assert (args.bf16, args.fp16, args.gradient_checkpointing, args.scale_rewards) == (False, False, False, "none")
+    bad = load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=gdpo", "grpo.scale_rewards=group"])
+    with pytest.raises(ConfigError, match="grpo.scale_rewards='group' contradicts aggregator gdpo"):
+        grpo_args(bad, reward, tmp_path)
+    with pytest.raises(ConfigError, match="aggregator.name"):
+        load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=mean"])
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a"}\n{"text": "b"}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:2: field 'prompt'"):
+        read_prompts(str(prompts))
+    res = CliRunner().invoke(app, ["grpo", str(repo / "configs" / "grpo_focal.yaml"), "--set", "aggregator.gamma=-1"])
+    assert res.exit_code == 2 and "aggregator.gamma" in res.output and "Traceback" not in res.output

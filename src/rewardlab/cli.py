@@ -236,6 +236,10 @@ from rewardlab.commands_strength import denoise, strength  # noqa: E402
 
 app.command()(strength)
 app.command()(denoise)
+from rewardlab.commands_rubric import grpo, rubric_app  # noqa: E402
+
+app.add_typer(rubric_app, name="rubric")
+app.command()(grpo)
 
 
 def main() -> None:  # pragma: no cover
