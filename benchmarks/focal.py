@@ -11,7 +11,7 @@ rewardlab.rubric.aggregators, the very code RubricReward uses) and takes one Ada
 exactly (no sampling noise): the policy's expected score per criterion, averaged over prompts;
 "mean" = the mean over criteria (the rubric's uniform weights, whatever weights an aggregator
 trains with), "worst" = the lowest criterion. Static baselines include
-several weightings (uniform, hard criteria x2, x4) so that focal is compared with the best static
+several weightings (uniform, hard criteria x1.5, x2, x4) so that focal is compared with the best static
 weighting, not only the uniform one.
 
 (b) ``trl``: TRL's GRPOTrainer on SmolLM2-135M-Instruct (CPU, float32 explicitly, no gradient
@@ -22,7 +22,8 @@ focal, the same steps and seeds; held-out greedy answers scored by the rubric (m
 criterion) and wall time. Each (aggregator, seed) cell is written as it finishes; reruns skip done cells.
 
     python benchmarks/focal.py sim --seeds 24 --steps 300            # ~3 min on one core
-    python benchmarks/focal.py trl --seeds 0 --steps 12              # ~40 min on a shared 2-core CPU
+    python benchmarks/focal.py trl --seeds 0 --steps 6 --completion-tokens 24 --lr 2e-5 --eval-prompts 16
+        # ~1 h on the 2-core CPU shared with six other jobs (a step took 2-5 min there)
 Results: benchmarks/results/focal_sim.{json,md,png}, benchmarks/results/focal_trl.{json,md}.
 """
 
@@ -44,6 +45,7 @@ RESULTS = REPO / "benchmarks" / "results"
 # name -> (aggregator, weights, options)
 SIM_METHODS = {
     "weighted_sum": ("weighted_sum", [1, 1, 1, 1], {}),
+    "weighted_sum_hard1.5x": ("weighted_sum", [1, 1, 1.5, 1.5], {}),
     "weighted_sum_hard2x": ("weighted_sum", [1, 1, 2, 2], {}),
     "weighted_sum_hard4x": ("weighted_sum", [1, 1, 4, 4], {}),
     "min": ("min", [1, 1, 1, 1], {}),
@@ -240,7 +242,9 @@ def trl(args) -> None:
                 continue
             sets = [f"output_dir={work / f'{name}-s{seed}'}", f"rubric={rubric_path}", f"prompts.train={train}",
                     f"prompts.eval={held}", f"aggregator.name={name}", f"seed={seed}", f"grpo.max_steps={args.steps}",
-                    "save_model=false", f"eval.before={'true' if name == args.aggregators[0] else 'false'}"]
+                    "save_model=false", f"eval.before={'true' if name == args.aggregators[0] else 'false'}",
+                    f"grpo.max_completion_length={args.completion_tokens}", f"eval.max_new_tokens={args.completion_tokens}",
+                    f"grpo.learning_rate={args.lr}", f"grpo.per_device_train_batch_size={args.batch}"]
             recipe = load_recipe(REPO / "configs" / "grpo_focal.yaml", sets)
             t0 = time.perf_counter()
             s = run_grpo(recipe, log=lambda m: print(m, flush=True))
@@ -309,6 +313,9 @@ def main() -> None:
     t.add_argument("--reward-model", default="runs/focal_bench/rm/model")
     t.add_argument("--work", default="runs/focal_bench")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--completion-tokens", type=int, default=40)
+    t.add_argument("--lr", type=float, default=5e-6)
+    t.add_argument("--batch", type=int, default=8, help="completions per step (prompts x num_generations)")
     t.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     sim(args) if args.part == "sim" else trl(args)
