@@ -220,12 +220,15 @@ def trl(args) -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     rm = Path(args.reward_model)
-    if not (rm / "config.json").is_file():
+    if not args.prompts_only and not (rm / "config.json").is_file():
         from rewardlab.demo import run_demo
 
         print(f"training the reward model criterion with rewardlab demo into {rm.parent}", flush=True)
         run_demo(rm.parent, epochs=1.0)
     train, held = trl_prompts(work, args.train_prompts, args.eval_prompts)
+    if args.prompts_only:
+        print(f"wrote {train} and {held}")
+        return
     rubric = yaml.safe_load((REPO / "configs" / "rubrics" / "short_answers.yaml").read_text())
     for c in rubric["criteria"]:
         if c["scorer"]["type"] == "reward_model":
@@ -313,6 +316,7 @@ def main() -> None:
     t.add_argument("--reward-model", default="runs/focal_bench/rm/model")
     t.add_argument("--work", default="runs/focal_bench")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--prompts-only", action="store_true", help="only write the prompt files into --work")
     t.add_argument("--completion-tokens", type=int, default=40)
     t.add_argument("--lr", type=float, default=5e-6)
     t.add_argument("--batch", type=int, default=8, help="completions per step (prompts x num_generations)")

@@ -189,6 +189,9 @@ def test_rubric_reward_matches_aggregator_and_logs():
     assert logged["rubric/tag/weight"] < 0.5 < logged["rubric/short/weight"]
     assert logged["rubric/worst_criterion"] == pytest.approx(1 / 3) and logged["rubric/invalid"] == 0
     assert RubricReward(rubric, "gdpo", num_generations=3).grpo_config_kwargs()["scale_rewards"] == "none"
+    funcs = RubricReward(rubric, "gdpo", num_generations=3).criterion_funcs()  # for TRL's normalize_then_sum
+    assert [f.__name__ for f in funcs] == ["tag", "short"]
+    assert [f(prompts=prompts, completions=completions) for f in funcs] == scores.reshape(6, 2).T.tolist()
     with pytest.raises(ConfigError, match="output='advantage'"):
         RubricReward(rubric, "gdpo", num_generations=3, output="reward")
     with pytest.raises(ConfigError, match="num_generations"):

@@ -110,12 +110,16 @@ class RubricReward:
 
     def criterion_funcs(self) -> list[Callable]:
         """One TRL reward function per criterion ([0, 1] score; NaN-policy as the rubric's)."""
+        from rewardlab.rubric.scoring import score_items
+
         funcs = []
-        for j, name in enumerate(self.rubric.names):
-            def func(prompts, completions, _j=j, **kwargs):
-                s = self.rubric.score(prompts, completions).scores[:, _j]
+        for crit in self.rubric.criteria:
+            one = Rubric([crit], self.rubric.on_invalid, self.rubric.name, self.rubric.source)
+
+            def func(prompts, completions, _one=one, **kwargs):
+                s = score_items(_one, prompts, completions).scores[:, 0]
                 return [None if np.isnan(v) else float(v) for v in s]
-            func.__name__ = name
+            func.__name__ = crit.name
             funcs.append(func)
         return funcs
 
