@@ -247,7 +247,7 @@ def trl(args) -> None:
                     f"prompts.eval={held}", f"aggregator.name={name}", f"seed={seed}", f"grpo.max_steps={args.steps}",
                     "save_model=false", f"eval.before={'true' if name == args.aggregators[0] else 'false'}",
                     f"grpo.max_completion_length={args.completion_tokens}", f"eval.max_new_tokens={args.completion_tokens}",
-                    f"grpo.learning_rate={args.lr}", f"grpo.per_device_train_batch_size={args.batch}"]
+                    f"grpo.learning_rate={args.lr:.6e}", f"grpo.per_device_train_batch_size={args.batch}"]
             recipe = load_recipe(REPO / "configs" / "grpo_focal.yaml", sets)
             t0 = time.perf_counter()
             s = run_grpo(recipe, log=lambda m: print(m, flush=True))

@@ -321,6 +321,9 @@ def test_grpo_recipe_errors(tmp_path):
     bad = load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=gdpo", "grpo.scale_rewards=group"])
     with pytest.raises(ConfigError, match="grpo.scale_rewards='group' contradicts aggregator gdpo"):
         grpo_args(bad, reward, tmp_path)
+    text_lr = load_recipe(repo / "configs" / "grpo_focal.yaml", ["grpo.learning_rate=2e-5"])  # YAML: a string
+    with pytest.raises(ConfigError, match="grpo.learning_rate: expected a number, got '2e-5'"):
+        grpo_args(text_lr, make_reward(text_lr, rubric, 4), tmp_path)
     with pytest.raises(ConfigError, match="aggregator.name"):
         load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=mean"])
     prompts = tmp_path / "p.jsonl"

@@ -142,6 +142,16 @@ def grpo_args(recipe: GrpoRecipe, reward, out: Path):
         if k in recipe.grpo and recipe.grpo[k] != v:
             raise ConfigError(f"grpo.{k}={recipe.grpo[k]!r} contradicts aggregator {recipe.aggregator.name} "
                               f"(which TRL realises with {k}={v!r}); remove it")
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    for k, v in recipe.grpo.items():
+        if k not in defaults:
+            raise ConfigError(f"grpo.{k}: not a trl.GRPOConfig field")
+        d = defaults[k]
+        if isinstance(d, (int, float)) and not isinstance(d, bool) and (isinstance(v, (str, bool)) or v is None):
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(v, str) else ""
+            raise ConfigError(f"grpo.{k}: expected a number, got {v!r}{hint}")
     kwargs = {"output_dir": str(out / "trainer"), "bf16": False, "fp16": False, "gradient_checkpointing": False,
               "report_to": [], "save_strategy": "no", "logging_steps": 1, "seed": recipe.seed,
               "use_cpu": True, **recipe.grpo, **fixed}
