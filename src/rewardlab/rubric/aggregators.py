@@ -96,7 +96,7 @@ def group_zscore(rewards: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num((rewards - mean) / (std + EPS), nan=0.0)
 
 
-def _weighted_mean(scores: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def weighted_mean(scores: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Σ_k w_k r_k / Σ_k w_k over the criteria a rollout has a score for (NaN if none)."""
     present = ~torch.isnan(scores)
     wk = w.expand_as(scores) * present
@@ -109,7 +109,7 @@ def _weighted_mean(scores: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def weighted_sum(scores, weights) -> Aggregated:
     """Static weighted mean of the criteria, GRPO group z-score advantages."""
     scores, w = _check_scores(scores, weights)
-    rewards = _weighted_mean(scores, w)
+    rewards = weighted_mean(scores, w)
     return Aggregated(rewards, group_zscore(rewards), w / w.sum())
 
 

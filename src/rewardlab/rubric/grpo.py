@@ -178,19 +178,19 @@ def evaluate_policy(model_dir: str, rubric, prompts: list, *, max_new_tokens: in
     t0 = time.perf_counter()
     texts = [t[0] for t in gen.generate(requests, n=1, max_new_tokens=max_new_tokens, temperature=0.0)]
     res = rubric.score(prompts, texts)
-    return {**score_summary(rubric, res.scores), "counts": res.counts(), "n": len(prompts),
+    return {**score_summary(rubric.names, rubric.weights, res.scores), "counts": res.counts(), "n": len(prompts),
             "seconds": round(time.perf_counter() - t0, 1), "examples": texts[:3]}
 
 
-def score_summary(rubric, scores: np.ndarray) -> dict:
+def score_summary(names: list[str], weights: list[float], scores: np.ndarray) -> dict:
     """Per-criterion means, the weighted mean of the rollouts' rubric scores, the worst criterion."""
-    from rewardlab.rubric.aggregators import _weighted_mean
+    from rewardlab.rubric.aggregators import weighted_mean
 
     import torch
 
     means = {name: float(np.nanmean(scores[:, j])) if (~np.isnan(scores[:, j])).any() else None
-             for j, name in enumerate(rubric.names)}
-    weighted = _weighted_mean(torch.as_tensor(scores), torch.as_tensor(rubric.weights, dtype=torch.float64))
+             for j, name in enumerate(names)}
+    weighted = weighted_mean(torch.as_tensor(scores), torch.as_tensor(weights, dtype=torch.float64))
     finite = [v for v in means.values() if v is not None]
     return {"criteria": means, "weighted_mean": float(np.nanmean(weighted.numpy())),
             "worst_criterion": min(finite) if finite else None}

@@ -50,7 +50,6 @@ def read_completions(path: str | Path, prompt_key: str = "prompt", completion_ke
 def criterion_summary(scores: np.ndarray, names: list[str], weights: list[float]) -> dict:
     """Per-criterion statistics of [0, 1] scores (NaN = invalid), the weighted mean, the worst criterion."""
     from rewardlab.rubric.grpo import score_summary
-    from rewardlab.rubric.spec import Criterion, Rubric
 
     out = {}
     for j, name in enumerate(names):
@@ -61,8 +60,7 @@ def criterion_summary(scores: np.ndarray, names: list[str], weights: list[float]
                      "saturation": float(ok.mean()) if ok.size else None,  # (mean − low)/(high − low) on [0, 1]
                      "at_max": float((ok == 1.0).mean()) if ok.size else None,
                      "at_min": float((ok == 0.0).mean()) if ok.size else None}
-    fake = Rubric([Criterion(n, w, 0.0, 1.0, None) for n, w in zip(names, weights)])
-    overall = score_summary(fake, scores)
+    overall = score_summary(names, weights, scores)
     return {"criteria": out, "weighted_mean": overall["weighted_mean"], "worst_criterion": overall["worst_criterion"]}
 
 

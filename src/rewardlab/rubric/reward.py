@@ -188,7 +188,7 @@ class RubricReward:
         finite = means[~torch.isnan(means)]
         if finite.numel():
             log_metric("rubric/worst_criterion", float(finite.min()))
-        log_metric("rubric/mean_score", float(torch.nanmean(agg._weighted_mean(scores, torch.as_tensor(
+        log_metric("rubric/mean_score", float(torch.nanmean(agg.weighted_mean(scores, torch.as_tensor(
             self.rubric.weights, dtype=scores.dtype)))))
         log_metric("rubric/invalid", float(counts[0]))
         log_metric("rubric/unparsed", float(counts[1]))
