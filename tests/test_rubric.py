@@ -332,3 +332,27 @@ def test_grpo_recipe_errors(tmp_path):
         read_prompts(str(prompts))
     res = CliRunner().invoke(app, ["grpo", str(repo / "configs" / "grpo_focal.yaml"), "--set", "aggregator.gamma=-1"])
     assert res.exit_code == 2 and "aggregator.gamma" in res.output and "Traceback" not in res.output
+
+
+def _gather_worker(rank: int, world: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from rewardlab.rubric.reward import torch_gather
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        local = torch.full((rank + 1, 2), float(rank), dtype=torch.float64)  # unequal slice lengths
+        gathered, r = torch_gather(local)
+        Path(out, f"{rank}.json").write_text(json.dumps({"rank": r, "rows": gathered.tolist()}))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_torch_gather_across_two_gloo_processes(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gather_worker, args=(2, f"file://{tmp_path / 'store'}", str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert got == {"rank": rank, "rows": [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]}
