@@ -21,9 +21,13 @@ sample (capitals, categories, opposites, spelling), with the rubric configs/rubr
 focal, the same steps and seeds; held-out greedy answers scored by the rubric (mean, worst
 criterion) and wall time. Each (aggregator, seed) cell is written as it finishes; reruns skip done cells.
 
-    python benchmarks/focal.py sim --seeds 24 --steps 300            # ~3 min on one core
-    python benchmarks/focal.py trl --seeds 0 --steps 6 --completion-tokens 24 --lr 2e-5 --eval-prompts 16
-        # ~1 h on the 2-core CPU shared with six other jobs (a step took 2-5 min there)
+    python benchmarks/focal.py sim --seeds 24 --steps 300            # 8.6 min on the shared CPU
+    python benchmarks/focal.py sim --seeds 8 --steps 900 --every 30 --out benchmarks/results/focal_sim_long \
+        --methods weighted_sum weighted_sum_hard1.5x gdpo min focal_ema
+    # runs/demo_rm/model: `rewardlab demo --out runs/demo_rm --epochs 1` (validation accuracy 0.730)
+    python benchmarks/focal.py trl --seeds 0 --steps 4 --completion-tokens 24 --lr 5e-5 --eval-prompts 16 \
+        --threads 1 --reward-model runs/demo_rm/model     # the committed run; a step took 2-4 min on the
+                                                           # 2-core CPU shared with six other jobs
 Results: benchmarks/results/focal_sim.{json,md,png}, benchmarks/results/focal_trl.{json,md}.
 """
 
