@@ -25,7 +25,7 @@ criterion) and wall time. Each (aggregator, seed) cell is written as it finishes
     python benchmarks/focal.py sim --seeds 8 --steps 900 --every 30 --out benchmarks/results/focal_sim_long \
         --methods weighted_sum weighted_sum_hard1.5x gdpo min focal_ema
     # runs/demo_rm/model: `rewardlab demo --out runs/demo_rm --epochs 1` (validation accuracy 0.730)
-    python benchmarks/focal.py trl --seeds 0 --steps 4 --completion-tokens 24 --lr 5e-5 --eval-prompts 16 \
+    python benchmarks/focal.py trl --seeds 0 1 --steps 10 --completion-tokens 24 --lr 5e-5 --eval-prompts 16 \
         --threads 1 --reward-model runs/demo_rm/model     # the committed run; a step took 2-4 min on the
                                                            # 2-core CPU shared with six other jobs
 Results: benchmarks/results/focal_sim.{json,md,png}, benchmarks/results/focal_trl.{json,md}.
