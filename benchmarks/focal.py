@@ -26,8 +26,8 @@ criterion) and wall time. Each (aggregator, seed) cell is written as it finishes
         --methods weighted_sum weighted_sum_hard1.5x gdpo min focal_ema
     # runs/demo_rm/model: `rewardlab demo --out runs/demo_rm --epochs 1` (validation accuracy 0.730)
     python benchmarks/focal.py trl --seeds 0 1 --steps 10 --completion-tokens 24 --lr 5e-5 --eval-prompts 16 \
-        --threads 1 --reward-model runs/demo_rm/model     # the committed run; a step took 2-4 min on the
-                                                           # 2-core CPU shared with six other jobs
+        --threads 1 --reward-model runs/demo_rm/model     # the committed run; ~30 s a step on the 2-core CPU
+        # shared with six other jobs (load ~11) with one torch thread; two threads took ~270 s a step there
 Results: benchmarks/results/focal_sim.{json,md,png}, benchmarks/results/focal_trl.{json,md}.
 """
 
