@@ -293,6 +293,24 @@ def summarise_trl(cells_dir: Path, out: Path) -> None:
     for r in rows:
         lines.append(f"| {r['aggregator']} | {r['seed']} | {r['mean']:.3f} | {r['worst']:.3f} | "
                      + " | ".join(f"{r['criteria'][n]:.3f}" for n in names) + f" | {r['train_seconds']:.0f} |")
+    by_agg = {}
+    for r in rows:
+        by_agg.setdefault(r["aggregator"], []).append(r)
+    if any(len(v) > 1 for v in by_agg.values()):
+        lines += ["", "Means over seeds (± standard error when there are several):", "",
+                  "| aggregator | seeds | held-out mean | worst criterion | " + " | ".join(names) + " | train time (s) |",
+                  "|---" * (5 + len(names)) + "|"]
+        for name, rs in by_agg.items():
+            def ms(xs):
+                xs = np.asarray(xs, dtype=float)
+                se = xs.std(ddof=1) / np.sqrt(len(xs)) if len(xs) > 1 else float("nan")
+                return f"{xs.mean():.3f} ± {se:.3f}"
+            lines.append(f"| {name} | {len(rs)} | {ms([r['mean'] for r in rs])} | {ms([r['worst'] for r in rs])} | "
+                         + " | ".join(f"{np.mean([r['criteria'][n] for r in rs]):.3f}" for n in names)
+                         + f" | {np.mean([r['train_seconds'] for r in rs]):.0f} |")
+        result["by_aggregator"] = {k: {"seeds": len(v), "mean": float(np.mean([r["mean"] for r in v])),
+                                       "worst": float(np.mean([r["worst"] for r in v]))} for k, v in by_agg.items()}
+        (out / "focal_trl.json").write_text(json.dumps(result, indent=1))
     (out / "focal_trl.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
