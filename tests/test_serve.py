@@ -26,7 +26,7 @@ pytest.importorskip("uvicorn")
 
 from rewardlab.data.chat import to_messages  # noqa: E402
 from rewardlab.serve import RemoteReward, RemoteRewardError  # noqa: E402
-from rewardlab.serve.batcher import MicroBatcher, ShuttingDown, take_jobs  # noqa: E402
+from rewardlab.serve.batcher import MicroBatcher, ShuttingDown, length_groups, take_jobs  # noqa: E402
 from rewardlab.serve.protocol import (  # noqa: E402
     Limits,
     PairItem,
@@ -106,6 +106,15 @@ def test_take_jobs():
     assert take_jobs([20, 1], 8) == 1        # an oversized request goes alone
     assert take_jobs([1, 20], 8) == 1
     assert take_jobs([1] * 10, 4) == 4
+
+
+def test_length_groups():
+    # longest first: 10 (item 0), 9 (3), 8 (1), 2 (2); padding of [10, 9, 8] = 30 - 27 = 3 <= 0.2 * 30,
+    # adding 2 would make 40 - 29 = 11 > 0.2 * 40
+    assert length_groups([10, 8, 2, 9], 8, 0.2) == [[0, 3, 1], [2]]
+    assert length_groups([10, 8, 2, 9], 2, 1.0) == [[0, 3], [1, 2]]  # 1.0: passes of max_batch rows
+    assert length_groups([5, 3, 5], 8, 0.0) == [[0, 2], [1]]         # 0: equal lengths only
+    assert length_groups([], 8, 0.2) == []
 
 
 def test_batcher_merges_requests_and_isolates_failures():

@@ -32,6 +32,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port; 0 takes a free one (printed at start).")] = 5000,
     max_batch: Annotated[int, typer.Option(help="Most items per scoring call (micro-batch).")] = 32,
     max_wait_ms: Annotated[float, typer.Option(help="Longest a request waits for others to join its micro-batch.")] = 5.0,
+    max_padding: Annotated[float, typer.Option(
+        help="Most padding per forward pass (share of its tokens): a micro-batch is cut into passes of "
+             "similar lengths; 1 = one padded pass per micro-batch (GPUs).")] = 0.2,
     api_key_env: Annotated[Optional[str], typer.Option(
         help="Name of an environment variable holding the API key; requests then need "
              "'Authorization: Bearer KEY' (all but /health).")] = None,
@@ -53,6 +56,8 @@ def serve(
             raise ConfigError(f"--max-batch must be at least 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
+        if not 0 <= max_padding <= 1:
+            raise ConfigError(f"--max-padding must be within [0, 1], got {max_padding}")
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {threads}")
         if min(max_items, max_chars) < 1 or max_body_mb <= 0:
@@ -85,8 +90,8 @@ def serve(
         sock.close()
         _fail(e)
     name = model_name or str(model_dir)
-    app = create_app(rm, model_name=name, max_batch=max_batch, max_wait_ms=max_wait_ms, limits=limits,
-                     api_key=api_key)
+    app = create_app(rm, model_name=name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_padding=max_padding,
+                     limits=limits, api_key=api_key)
     bound_host, bound_port = sock.getsockname()[:2]
     _say(f"rewardlab serve: {name} ({rm.settings.render} render, {rm.settings.pooling} pooling, max length "
          f"{rm.settings.max_length}) on http://{bound_host}:{bound_port} (max batch {max_batch}, max wait "

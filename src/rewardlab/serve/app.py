@@ -27,7 +27,7 @@ from scipy.special import expit
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rewardlab.models.inputs import Encoded, encode, encode_text, generation_marker
-from rewardlab.serve.batcher import MicroBatcher, ShuttingDown
+from rewardlab.serve.batcher import MicroBatcher, ShuttingDown, length_groups
 from rewardlab.serve.metrics import ServerMetrics
 from rewardlab.serve.protocol import (
     Limits,
@@ -52,8 +52,8 @@ class ModelScorer:
     every item gets a reward.
     """
 
-    def __init__(self, rm, *, batch_size: int = 32):
-        self.rm, self.batch_size = rm, batch_size
+    def __init__(self, rm, *, batch_size: int = 32, max_padding: float = 0.2):
+        self.rm, self.batch_size, self.max_padding = rm, batch_size, max_padding
         s = rm.settings
         self.policy = "truncate_right" if s.overlength == "drop" else s.overlength
         self.marker = generation_marker(rm.tokenizer) if s.render == "chat" else None
@@ -69,7 +69,11 @@ class ModelScorer:
         return [self.encode(item, max_length) for item in items]
 
     def score(self, items: list[Encoded]) -> np.ndarray:
-        return self.rm.score_encoded(items, batch_size=self.batch_size)
+        """Rewards of a micro-batch, in forward passes of similar lengths (``length_groups``)."""
+        rewards = np.zeros(len(items), dtype=np.float64)
+        for group in length_groups([len(e.input_ids) for e in items], self.batch_size, self.max_padding):
+            rewards[group] = self.rm.score_encoded([items[i] for i in group], batch_size=len(group))
+        return rewards
 
 
 def _error(status: int, kind: str, message: str, field: str | None = None) -> dict:
@@ -77,9 +81,9 @@ def _error(status: int, kind: str, message: str, field: str | None = None) -> di
 
 
 def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wait_ms: float = 5.0,
-               limits: Limits = Limits(), api_key: str | None = None) -> FastAPI:
+               max_padding: float = 0.2, limits: Limits = Limits(), api_key: str | None = None) -> FastAPI:
     """The app serving ``rm`` (a :class:`~rewardlab.models.reward_model.RewardModel`)."""
-    scorer = ModelScorer(rm, batch_size=max_batch)
+    scorer = ModelScorer(rm, batch_size=max_batch, max_padding=max_padding)
     metrics = ServerMetrics()
     batcher = MicroBatcher(scorer.score, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0,
                            on_batch=metrics.on_batch)
@@ -207,8 +211,9 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
         s = rm.settings
         return {"status": "ok", "model": model_name, "render": s.render, "pooling": s.pooling,
                 "max_length": s.max_length, "overlength": s.overlength, "max_batch": max_batch,
-                "max_wait_ms": max_wait_ms, "max_items": limits.max_items, "max_chars": limits.max_chars,
-                "max_body_bytes": limits.max_body_bytes, "queued_items": batcher.queued_items}
+                "max_wait_ms": max_wait_ms, "max_padding": max_padding, "max_items": limits.max_items,
+                "max_chars": limits.max_chars, "max_body_bytes": limits.max_body_bytes,
+                "queued_items": batcher.queued_items}
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
