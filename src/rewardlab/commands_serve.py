@@ -67,7 +67,7 @@ def serve(
             api_key = os.environ.get(api_key_env, "")
             if not api_key:
                 raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
-        if not (model_dir / "config.json").is_file():
+        if not any((model_dir / f).is_file() for f in ("config.json", "adapter_config.json")):
             raise ConfigError(f"{model_dir}: not a model directory (no config.json); give OUT/model of a run")
         limits = Limits(max_items=max_items, max_chars=max_chars, max_body_bytes=int(max_body_mb * 2**20))
         from rewardlab.serve.server import bind_socket
