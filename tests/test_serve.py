@@ -422,6 +422,38 @@ def test_remote_reward_as_trl_reward_function(server, rm, pairs):
     reward.close()
 
 
+def test_grpo_trainer_step_with_remote_reward(server, rm, tiny_llama_dir, tmp_path):
+    """One real TRL GRPOTrainer step (the tiny Llama as policy, conversational prompts) with the
+    server as its reward function: TRL accepts it, and logs the rewards the server computed."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    class Recording(RemoteReward):
+        seen: list = []
+
+        def __call__(self, prompts, completions, **kwargs):
+            rewards = super().__call__(prompts, completions, **kwargs)
+            self.seen.append((prompts, completions, rewards))
+            return rewards
+
+    reward = Recording(server.url)
+    data = Dataset.from_dict({"prompt": [[{"role": "user", "content": "Say hi."}],
+                                         [{"role": "user", "content": "Name a colour."}]]})
+    args = GRPOConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, num_generations=2,
+                      max_completion_length=8, logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
+                      bf16=False, seed=0)
+    trainer = GRPOTrainer(model=str(tiny_llama_dir), reward_funcs=reward, args=args, train_dataset=data)
+    trainer.train()
+    assert len(reward.seen) == 1
+    prompts, completions, rewards = reward.seen[0]
+    assert isinstance(completions[0], list) and completions[0][-1]["role"] == "assistant"
+    ref = rm.score(prompts, [c[-1]["content"] for c in completions])
+    np.testing.assert_allclose(rewards, ref, atol=TOL, rtol=0)
+    logged = next(h for h in trainer.state.log_history if "rewards/remote_reward/mean" in h)
+    assert logged["rewards/remote_reward/mean"] == pytest.approx(float(np.mean(ref)), abs=1e-4)
+
+
 # ------------------------------------------------------------------ the command
 def _cli(*args, env=None):
     from typer.testing import CliRunner
