@@ -75,6 +75,33 @@ def test_encoder_defaults_save_classifier_and_pooler():
     assert len(adapted) == 6 * 6 and not any("pooler" in n for n in adapted)  # 6 layers x 6 linear
 
 
+def test_encoder_exports_carry_the_trained_pooler_and_head(tmp_path):
+    """MiniLM (cls pooling): adapters, classifier and pooler changed by hand; the merged directory
+    (plain transformers) and the adapter (peft on the original base) score as rewardlab did."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    rm = RewardModel.from_backbone("minilm", max_length=32)
+    base_dir = rm.model.name_or_path
+    lora.apply(rm, LoraConfig(r=2, dropout=0.0, export="both"))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in rm.named_parameters():
+            if p.requires_grad:  # lora_B starts at 0: move every trainable tensor
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    prompts, responses = ["Is water wet?", "Pick a number."], ["Yes, it is.", "Seven, I think, or maybe eight."]
+    expected = rm.score(prompts, responses)
+    batch = rm.collate([rm.encode(p, r) for p, r in zip(prompts, responses)])
+    info = lora.export(rm, LoraConfig(r=2, export="both"), tmp_path / "model")
+    assert info["modules_to_save"] == ["bert.pooler", "classifier"]
+    with torch.no_grad():
+        merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").eval()
+        np.testing.assert_allclose(merged(**batch).logits[:, 0].numpy(), expected, atol=1e-5, rtol=0)
+        base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+        adapter = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+        np.testing.assert_allclose(adapter(**batch).logits[:, 0].numpy(), expected, atol=1e-5, rtol=0)
+
+
 def test_bad_configurations_name_the_field(tiny_llama_dir):
     base = {"data": {"train": "x.jsonl"}}
     with pytest.raises(ConfigError, match=r"lora\.r"):

@@ -89,9 +89,7 @@ def default_target_modules(hf_model, modules_to_save: list[str]) -> list[str]:
     """
     backbone = _backbone_name(hf_model)
     names = [n for n, m in hf_model.named_modules() if _linear_like(m)]
-    saved = [n for n in names if any(_matches(n, k) or any(_matches(p, k) for p in _parents(n))
-                                     for k in modules_to_save)]
-    wanted = [n for n in names if n.startswith(backbone + ".") and n not in saved]
+    wanted = [n for n in names if n.startswith(backbone + ".") and not _inside(n, modules_to_save)]
     others = [n for n in names if n not in wanted]
     keys: list[str] = []
     for n in wanted:
@@ -106,9 +104,10 @@ def default_target_modules(hf_model, modules_to_save: list[str]) -> list[str]:
     return keys
 
 
-def _parents(name: str) -> list[str]:
+def _inside(name: str, keys: list[str]) -> bool:
+    """Whether module ``name`` is, or lies inside, a module that one of ``keys`` selects."""
     parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
+    return any(_matches(".".join(parts[:i]), k) for i in range(1, len(parts) + 1) for k in keys)
 
 
 def _check_targets(hf_model, targets: list[str]) -> None:
@@ -116,7 +115,8 @@ def _check_targets(hf_model, targets: list[str]) -> None:
     missing = [t for t in targets if not any(_matches(n, t) for n in names)]
     if missing:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in hf_model.named_modules() if _linear_like(m)})
-        raise ConfigError(f"lora.target_modules: {', '.join(repr(t) for t in missing)} match(es) no module of "
+        verb = "matches" if len(missing) == 1 else "match"
+        raise ConfigError(f"lora.target_modules: {', '.join(repr(t) for t in missing)} {verb} no module of "
                           f"{type(hf_model).__name__}; its linear layers are named {', '.join(linear)}")
 
 
@@ -124,7 +124,8 @@ def _check_modules_to_save(hf_model, modules_to_save: list[str], pooling: str) -
     names = [n for n, _ in hf_model.named_modules()]
     missing = [m for m in modules_to_save if not any(_matches(n, m) for n in names)]
     if missing:
-        raise ConfigError(f"lora.modules_to_save: {', '.join(repr(m) for m in missing)} match(es) no module of "
+        verb = "matches" if len(missing) == 1 else "match"
+        raise ConfigError(f"lora.modules_to_save: {', '.join(repr(m) for m in missing)} {verb} no module of "
                           f"{type(hf_model).__name__}")
     frozen = [h for h in head_modules(hf_model) if h not in modules_to_save]
     if frozen:
@@ -147,7 +148,8 @@ def peft_config(model, cfg):
     _check_modules_to_save(hf, to_save, pooling)
     targets = default_target_modules(hf, to_save) if cfg.target_modules == "auto" else list(cfg.target_modules)
     _check_targets(hf, targets)
-    clash = [t for t in targets if any(_matches(t, m) or t == m for m in to_save)]
+    modules = [n for n, _ in hf.named_modules()]
+    clash = [t for t in targets if any(_matches(n, t) and _inside(n, to_save) for n in modules)]
     if clash:
         raise ConfigError(f"lora.target_modules: {clash} are in lora.modules_to_save (trained in full already)")
     return peft.LoraConfig(task_type="SEQ_CLS", r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
@@ -298,6 +300,8 @@ def load_adapter(directory: str | Path, *, base: str | None = None, dtype: torch
     info_path = directory / "rewardlab.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     base_path = base or PeftConfig.from_pretrained(str(directory)).base_model_name_or_path
+    if not base and not Path(base_path or "").is_dir() and info.get("base_model"):
+        base_path = info["base_model"]  # the path recorded at training is gone: the name it was given (alias, Hub)
     if not base_path:
         raise ConfigError(f"{directory}: adapter_config.json names no base model; pass base=")
     tokenizer = backbone.load_tokenizer(str(directory))
