@@ -15,7 +15,10 @@ fine-tuning. Every finished run is kept under --work (its summary.json is read b
 interrupted benchmark resumes where it stopped.
 
     python benchmarks/lora.py                       # -> benchmarks/results/lora.json, lora.md
-    python benchmarks/lora.py --train-pairs 64 --val-pairs 64 --rounds 2 --timing-steps 2   # smaller
+    # the committed results (a 2-core CPU under heavy shared load):
+    python benchmarks/lora.py --train-pairs 32 --val-pairs 64 --max-length 160 --rounds 2 --timing-steps 1
+    # on a GPU (the loop uses it through accelerate; peak GPU memory is reported too), e.g.:
+    python benchmarks/lora.py --train-pairs 2000 --val-pairs 500 --batch-size 8 --rounds 3 --timing-steps 10
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def main() -> None:
             "validation_accuracy": s["validation"]["accuracy"], "validation_n": s["validation"]["n"],
             "validation_mean_margin": s["validation"]["mean_margin"], "pairs_per_second_accuracy_run": s["pairs_per_second"],
             "train_seconds": s["train_seconds"], "peak_rss_bytes": s["peak_memory"]["rss_peak_bytes"],
+            "cuda_max_allocated_bytes": s["peak_memory"].get("cuda_max_allocated_bytes"),  # on a GPU
             "trainable_params": s["parameters"]["trainable"], "total_params": s["parameters"]["total"],
             "adapter_bytes": s.get("lora", {}).get("adapter_bytes"), "steps": s["steps"], "pairs_seen": s["pairs_seen"],
             "lr": arm["train"]["lr"], "lora": arm.get("lora"),
@@ -156,13 +160,19 @@ def markdown(p: dict) -> str:
              f"layer of the backbone, head saved in full). {a['threads']} torch thread(s) per run on a 2-core CPU "
              f"shared with other jobs: pairs/s are medians of {a['rounds']} alternating rounds of "
              f"{a['timing_steps']} steps.", "",
-             "| arm | validation accuracy | pairs/s (median) | speed vs full | peak RSS (GB) | trainable params | adapter (MB) |",
-             "|---|---|---|---|---|---|---|"]
+             "| arm | validation accuracy | pairs/s (median) | speed vs full | peak RSS, accuracy run (GB) "
+             "| peak RSS, timing runs (GB) | trainable params | adapter (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in p["results"].items():
         adapter = f"{r['adapter_bytes'] / 1e6:.1f}" if r["adapter_bytes"] else "—"
         lines.append(f"| {name} | {r['validation_accuracy']:.3f} (n={r['validation_n']}) | {r['pairs_per_second_median']:.3f} "
-                     f"| {r['speed_vs_full_median']:.2f}x | {r['peak_rss_bytes'] / 1e9:.2f} | {r['trainable_params']:,} "
+                     f"| {r['speed_vs_full_median']:.2f}x | {r['peak_rss_bytes'] / 1e9:.2f} "
+                     f"| {min(r['peak_rss_bytes_rounds']) / 1e9:.2f}–{max(r['peak_rss_bytes_rounds']) / 1e9:.2f} "
+                     f"| {r['trainable_params']:,} "
                      f"({100 * r['trainable_params'] / r['total_params']:.2f}%) | {adapter} |")
+    gpu = {n: r["cuda_max_allocated_bytes"] for n, r in p["results"].items() if r.get("cuda_max_allocated_bytes")}
+    if gpu:
+        lines += ["", "GPU max allocated: " + "; ".join(f"{n} {v / 1e9:.2f} GB" for n, v in gpu.items())]
     lines += ["", "Per-round pairs/s: " + "; ".join(
         f"{n} {', '.join(f'{v:.3f}' for v in r['pairs_per_second_rounds'])}" for n, r in p["results"].items()), ""]
     return "\n".join(lines)
