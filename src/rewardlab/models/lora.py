@@ -180,13 +180,13 @@ def apply(model, cfg) -> None:
         enable = getattr(hf, "activation_checkpointing_enable", None)
         if enable is not None:
             enable({"use_reentrant": False})
-        else:  # transformers < 5.x
+        else:  # older transformers
             hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         hf.enable_input_require_grads()
     counts = parameter_counts(model)
     log.info("LoRA r=%d on %s; trainable %d of %d parameters (%.2f%%); saved in full: %s", cfg.r,
              ", ".join(config.target_modules), counts["trainable"], counts["total"],
-             100 * counts["trainable"] / max(counts["total"], 1), ", ".join(config.modules_to_save))
+             100 * counts["trainable"] / max(counts["total"], 1), ", ".join(saved_modules(model)))
 
 
 def peft_model(model):
