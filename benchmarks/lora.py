@@ -16,7 +16,7 @@ interrupted benchmark resumes where it stopped.
 
     python benchmarks/lora.py                       # -> benchmarks/results/lora.json, lora.md
     # the committed results (a 2-core CPU under heavy shared load):
-    python benchmarks/lora.py --train-pairs 32 --val-pairs 64 --max-length 160 --rounds 2 --timing-steps 1
+    python benchmarks/lora.py --train-pairs 32 --val-pairs 64 --max-length 160 --rounds 3 --timing-steps 1
     # on a GPU (the loop uses it through accelerate; peak GPU memory is reported too), e.g.:
     python benchmarks/lora.py --train-pairs 2000 --val-pairs 500 --batch-size 8 --rounds 3 --timing-steps 10
 """
