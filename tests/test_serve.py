@@ -454,6 +454,39 @@ def test_grpo_trainer_step_with_remote_reward(server, rm, tiny_llama_dir, tmp_pa
     assert logged["rewards/remote_reward/mean"] == pytest.approx(float(np.mean(ref)), abs=1e-4)
 
 
+def test_serves_a_lora_adapter_export(tiny_llama_dir, tmp_path):
+    """A LoRA adapter directory (adapter_config.json, no config.json) is served like a full export."""
+    pytest.importorskip("peft")
+    import torch
+
+    from rewardlab.config import LoraConfig
+    from rewardlab.models import lora
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.serve.app import create_app
+
+    torch.manual_seed(0)
+    base = RewardModel.from_backbone(str(tiny_llama_dir), max_length=64)
+    lora.apply(base, LoraConfig(r=4, export="adapter"))
+    adapter = lora.save_adapter(base, tmp_path / "adapter")
+    assert not (adapter / "config.json").exists()
+    from rewardlab.serve.server import bind_socket
+
+    busy = bind_socket("127.0.0.1", 0)
+    busy.listen(1)
+    try:  # the command's directory check passes (it fails later, on the busy port)
+        res = _cli(str(adapter), "--port", str(busy.getsockname()[1]))
+    finally:
+        busy.close()
+    assert res.exit_code == 2 and "cannot listen" in res.output
+    rm = RewardModel.from_pretrained(adapter)
+    s = ThreadServer(create_app(rm, limits=LIMITS))
+    try:
+        got = RemoteReward(s.url).score(["Hi", "2+2?"], ["Hello!", "4"])
+    finally:
+        s.stop()
+    np.testing.assert_allclose(got, rm.score(["Hi", "2+2?"], ["Hello!", "4"]), atol=TOL, rtol=0)
+
+
 # ------------------------------------------------------------------ the command
 def _cli(*args, env=None):
     from typer.testing import CliRunner
