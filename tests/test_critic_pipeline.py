@@ -143,7 +143,7 @@ def test_pipeline_end_to_end(tmp_path):
 
     data = write_pairs(tmp_path / "pairs.jsonl", ROWS)
     gen = FakeCritic(tmp_path / "cache")
-    s = run_critique(str(data), tmp_path / "out.jsonl", gen, CritiqueConfig(n=3), report_dir=tmp_path / "rep",
+    s = run_critique(data, tmp_path / "out.jsonl", gen, CritiqueConfig(n=3), report_dir=tmp_path / "rep",
                      progress=False)
     t = s["totals"]
     assert t["pairs"] == 4 and t["critiques"] == 24 and t["parse_failures"] == 8  # sample 2 of 8 responses

@@ -82,6 +82,22 @@ def test_cache_resumes_after_a_failure_and_reuses_samples(tmp_path):
     assert sum(1 for line in lines if line.startswith("{") and line.endswith("}")) == len(lines) - 1
 
 
+def test_weights_fingerprint(tmp_path):
+    import os
+
+    from rewardlab.generate.base import weights_fingerprint
+
+    (tmp_path / "model.safetensors").write_bytes(b"abc")
+    (tmp_path / "notes.txt").write_text("x")
+    first = weights_fingerprint(tmp_path)
+    (tmp_path / "notes.txt").write_text("changed")  # not a weights file
+    assert weights_fingerprint(tmp_path) == first and len(first) == 16
+    st = (tmp_path / "model.safetensors").stat()
+    os.utime(tmp_path / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # retrained in place
+    assert weights_fingerprint(tmp_path) != first
+    assert weights_fingerprint("some/hub-name") == ""
+
+
 def test_transformers_backend_batch_invariant(tiny_llama_dir, tmp_path):
     g = make_generator("transformers", str(tiny_llama_dir), cache_dir=tmp_path, batch_size=3)
     reqs = [req("Hello there, how are you?", "a"), req("2+2?", "b"), req("Name a colour please", "c")]

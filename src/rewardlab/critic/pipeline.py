@@ -210,7 +210,7 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
     row_sources = [sources[i] for i in rows]
     summary = {
         "command": "critique",
-        "data": data if isinstance(data, str) else list(data),
+        "data": str(data) if isinstance(data, (str, Path)) else [str(d) for d in data],
         "out": str(out), "all_pairs": str(all_path),
         "generator": {"model_id": generator.model_id, "template_id": generator.template_id,
                       "cache": str(generator.cache.path) if generator.cache is not None else None},

@@ -17,7 +17,8 @@ import logging
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
-from rewardlab.generate.base import GenerationError, Generator, Job, Sample, SamplingParams, template_hash
+from rewardlab.generate.base import (GenerationError, Generator, Job, Sample, SamplingParams, template_hash,
+                                     weights_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class TransformersGenerator(Generator):
         self.device = device
         self.model_id = "hf:" + (str(Path(model).resolve()) if Path(model).exists() else model)
         self.template_id = template_hash(self.tokenizer.chat_template)
+        self.weights_id = weights_fingerprint(path)
         gen_cfg = getattr(self.model, "generation_config", None)
         eos = gen_cfg.eos_token_id if gen_cfg is not None and gen_cfg.eos_token_id is not None else []
         eos = [eos] if isinstance(eos, int) else list(eos)
