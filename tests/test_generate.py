@@ -107,6 +107,10 @@ def test_transformers_backend_batch_invariant(tiny_llama_dir, tmp_path):
     assert batched[0][0] != batched[0][1] or batched[1][0] != batched[1][1]
     alone = make_generator("transformers", str(tiny_llama_dir), batch_size=1)
     assert alone.generate(reqs[1:2], n=2, max_new_tokens=6, temperature=1.0, seed=3)[0] == batched[1]
+    # a trailing assistant message is continued, not closed
+    text = alone.tokenizer.decode(alone.render([{"role": "user", "content": "Rate it."},
+                                                {"role": "assistant", "content": "I give it a score of"}]))
+    assert text.endswith("I give it a score of") and text.count("<|im_start|>assistant") == 1
     # greedy is deterministic, and the cache answers a second call without generating
     greedy = alone.generate(reqs, max_new_tokens=4, temperature=0)
     assert alone.generate(reqs, max_new_tokens=4, temperature=0) == greedy
@@ -172,6 +176,9 @@ def test_openai_backend_against_stub(stub_url, tmp_path):
     assert g.last_stats.tokens == 12
     n_calls = len(_Stub.seen)
     assert g.generate([req("a", "a")], n=2, max_new_tokens=5, seed=0) == [out[0]] and len(_Stub.seen) == n_calls
+    g.generate([GenerationRequest([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])])
+    assert _Stub.seen[-1]["continue_final_message"] is True and _Stub.seen[-1]["add_generation_prompt"] is False
+    assert "continue_final_message" not in _Stub.seen[0]
     with pytest.raises(GenerationError, match=r"HTTP 503.*3 attempts"):
         g.generate([req("fail", "z")])
     with pytest.raises(GenerationError, match="timed out after 0.5 s"):

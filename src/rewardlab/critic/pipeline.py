@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from rewardlab.critic.filters import REASONS, FilterConfig, PairDecision, filter_pair
 from rewardlab.critic.prompts import (DEFAULT_CRITIQUE_TEMPLATE, check_template, critique_request, prompt_as_text,
-                                      rank_request, summ_request)
+                                      rank_request, score_followup_request, summ_request)
 from rewardlab.critic.refine import check_mode, first_kept, top_k, with_score_line
 from rewardlab.critic.scores import parse_score, score_histogram
 from rewardlab.errors import ConfigError, DataError
@@ -46,6 +46,8 @@ class CritiqueConfig:
     refine_max_new_tokens: int = 256
     refine_temperature: float = 0.0  # meta-judge and summaries greedy by default
     max_chars: int = 6000  # per prompt and per response put in a critique request
+    score_followup: bool = False  # ask again for the score alone when a critique has none
+    followup_max_new_tokens: int = 4
     on_empty: str = "error"  # an empty response: error | skip (counted) | keep (critiqued as is)
 
     def __post_init__(self) -> None:
@@ -123,9 +125,31 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
                                               key="crit-" + _key(prompt, resp)))
     generated = generator.generate(requests, n=cfg.n, max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, progress=progress)
-    gen_stats = [generator.last_stats.to_dict()]
-    crit = {s: [generated[2 * k + j] for k in range(len(rows))] for j, s in enumerate(SIDES)}
+    gen_stats = [{"step": "critiques", **generator.last_stats.to_dict()}]
+    crit = {s: [list(generated[2 * k + j]) for k in range(len(rows))] for j, s in enumerate(SIDES)}
     scores = {s: [[parse_score(t) for t in crit[s][k]] for k in range(len(rows))] for s in SIDES}
+    row_sources = [sources[i] for i in rows]
+    first_failures: Counter = Counter()
+    for k in range(len(rows)):
+        first_failures[row_sources[k]] += sum(x is None for s in SIDES for x in scores[s][k])
+    followup_counts: Counter = Counter()
+    if cfg.score_followup:  # 1b. a follow-up turn asks for the score of critiques that have none
+        jobs = [(k, s, j) for k in range(len(rows)) for s in SIDES for j in range(cfg.n) if scores[s][k][j] is None]
+        reqs = []
+        for k, s, j in jobs:
+            prompt, resp = texts[k][0], texts[k][1 + SIDES.index(s)]
+            reqs.append(GenerationRequest(score_followup_request(prompt, resp, crit[s][k][j], cfg.template),
+                                          key="score-" + _key(prompt, resp, crit[s][k][j])))
+        replies = generator.generate(reqs, n=1, max_new_tokens=cfg.followup_max_new_tokens, temperature=0.0,
+                                     seed=cfg.seed, progress=progress) if reqs else []
+        gen_stats.append({"step": "score_followup", **generator.last_stats.to_dict()})
+        for (k, s, j), reply in zip(jobs, replies):
+            value = parse_score("Score: " + reply[0].strip())  # the number right after the prefix
+            followup_counts["asked"] += 1
+            if value is not None:
+                scores[s][k][j] = value
+                crit[s][k][j] = f"{crit[s][k][j].rstrip()}\nScore: {value:g}"
+                followup_counts["scored"] += 1
 
     # 2. filters
     decisions: list[PairDecision] = [filter_pair(scores["chosen"][k], scores["rejected"][k], cfg.filters)
@@ -149,7 +173,7 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
         meta_texts = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
                                         temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
                                         progress=progress) if reqs else []
-        gen_stats.append(generator.last_stats.to_dict())
+        gen_stats.append({"step": "rank", **generator.last_stats.to_dict()})
         meta = {s: [[None] * cfg.n for _ in rows] for s in SIDES}
         for (k, s, j), texts_j in zip(jobs, meta_texts):
             meta[s][k][j] = parse_score(texts_j[0])
@@ -180,7 +204,7 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
         summaries = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
                                        temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
                                        progress=progress) if reqs else []
-        gen_stats.append(generator.last_stats.to_dict())
+        gen_stats.append({"step": "summ", **generator.last_stats.to_dict()})
         for (k, s, idx), summary in zip(jobs, summaries):
             text, appended = with_score_line(summary[0], [scores[s][k][j] for j in idx])
             target[s][k] = text
@@ -207,7 +231,6 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
     out.parent.mkdir(parents=True, exist_ok=True)
     kept_table.write(out)
 
-    row_sources = [sources[i] for i in rows]
     summary = {
         "command": "critique",
         "data": str(data) if isinstance(data, (str, Path)) else [str(d) for d in data],
@@ -218,10 +241,11 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
                    "template": "default" if cfg.template == DEFAULT_CRITIQUE_TEMPLATE else cfg.template},
         "generation": gen_stats,
         "refine": dict(refine_counts),
+        "score_followup": dict(followup_counts) if cfg.score_followup else None,
         "totals": _group_summary(list(range(len(rows))), scores, decisions, sum(skipped_empty.values()),
-                                 sum(truncated.values()), crit),
+                                 sum(truncated.values()), crit, sum(first_failures.values())),
         "by_source": {src: _group_summary([k for k, r in enumerate(row_sources) if r == src], scores, decisions,
-                                          skipped_empty[src], truncated[src], crit)
+                                          skipped_empty[src], truncated[src], crit, first_failures[src])
                       for src in sorted(set(row_sources) | set(skipped_empty))},
         "provenance": run_info(),
     }
@@ -231,7 +255,7 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
 
 
 def _group_summary(ks: list[int], scores: dict, decisions: list[PairDecision], skipped: int, truncated: int,
-                   crit: dict) -> dict:
+                   crit: dict, first_failures: int) -> dict:
     """Counts of one group of pairs (a source, or all)."""
     flat = {s: [x for k in ks for x in scores[s][k]] for s in SIDES}
     n_crit = sum(len(v) for v in flat.values())
@@ -245,6 +269,7 @@ def _group_summary(ks: list[int], scores: dict, decisions: list[PairDecision], s
         "truncated_fields": truncated,
         "critiques": n_crit,
         "empty_critiques": sum(not t.strip() for s in SIDES for k in ks for t in crit[s][k]),
+        "parse_failures_first_pass": first_failures,  # before the score follow-up (if any)
         "parse_failures": failures,
         "parse_failure_rate": round(failures / n_crit, 4) if n_crit else None,
         "mean_score": {s: (round(fmean(v), 3) if (v := [x for x in flat[s] if x is not None]) else None)

@@ -100,7 +100,12 @@ class TransformersGenerator(Generator):
         self.max_input_tokens = max_input_tokens
 
     def render(self, messages: list[dict]) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        """Token ids of the conversation and the start of the assistant's answer; a trailing
+        assistant message is continued (its text is a prefix of the answer)."""
+        if messages[-1]["role"] == "assistant":
+            text = self.tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+        else:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _job_length(self, job: Job) -> int:
