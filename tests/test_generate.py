@@ -155,9 +155,14 @@ class _Stub(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # the client gave up on 'slow': a broken pipe
+        pass
+
+
 @pytest.fixture
 def stub_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)  # port 0: a free port
+    server = _QuietServer(("127.0.0.1", 0), _Stub)  # port 0: a free port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Stub.seen, _Stub.fails = [], {}
