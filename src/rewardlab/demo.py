@@ -37,6 +37,10 @@ def run_demo(out: Path, *, epochs: float = 2.0, console: Console | None = None) 
     console.print(f"[bold]rewardlab demo[/]: MiniLM reward model on {sample_path().name} "
                   f"(answers checked by a program), {epochs:g} epochs, CPU")
     summary = train(cfg)
+    if summary.get("interrupted"):  # Ctrl-C / SIGTERM: the loop saved a checkpoint and stopped
+        console.print(f"interrupted by signal {summary['signal']} at step {summary['step']}; the demo starts "
+                      "fresh when run again", highlight=False)
+        return summary
     # The held-out pairs (the same deterministic split by prompt hash as training) and the report.
     validation = prepare_tables(cfg.data, seed=cfg.train.seed).validation
     val_path = out / "validation.jsonl"
