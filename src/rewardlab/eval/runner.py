@@ -484,7 +484,8 @@ def evaluate(
         diag["length_bias"]["unit"] = LENGTH_UNIT
         if calib:
             diag["calibration"].update({k: v for k, v in calib.items() if k != "temperature"})
-        entry: dict[str, Any] = {"path": str(where.resolve()) if where else None, "settings": settings,
+        path = (str(where.resolve()) if where.exists() else str(given)) if where else None  # or a Hub name
+        entry: dict[str, Any] = {"path": path, "settings": settings,
                                  "truncation": truncation}
         entry["ties"] = tie_counts(s["reward_chosen"], s["reward_rejected"], pairs["set"])
         set_dataset = dict(zip(pairs["set"], pairs["dataset"]))
