@@ -184,3 +184,23 @@ def test_help_reads_as_words():
     assert "output_dir (OUT" in train_page
     golden_page = " ".join(CliRunner().invoke(app, ["golden", "--help"], env=wide).stdout.split())
     assert "Exactly one of --model, --column or --labels" in golden_page
+
+
+def test_a_cached_hub_model_loads_from_its_snapshot_offline(monkeypatch, reward_model):
+    """Offline, transformers given the name retried for minutes (6 min 43 s measured); the cached
+    snapshot directory loads at once. Online, the name goes through (a newer revision may exist)."""
+    import huggingface_hub
+
+    config = str(reward_model / "config.json")  # stands for <cache>/snapshots/<rev>/config.json
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo_id, filename: config if repo_id == "org/cached" else None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(locate, "hub_model_exists", lambda repo_id, timeout=0: (None, "ConnectError"))
+    assert locate_model("org/cached") == str(reward_model)
+    rm = locate.load_reward_model("org/cached")
+    assert rm.settings.max_length == 24
+    monkeypatch.setattr(locate, "hub_model_exists", lambda repo_id, timeout=0: (True, ""))
+    assert locate_model("org/cached") == "org/cached"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert locate_model("org/cached") == str(reward_model)

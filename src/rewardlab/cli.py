@@ -129,12 +129,11 @@ def score(
     """Write every pair of DATA with reward_chosen and reward_rejected."""
     from rewardlab.data import load_preferences
     from rewardlab.eval.runner import input_notes
-    from rewardlab.models.locate import load_reward_model, locate_model
+    from rewardlab.models.locate import load_reward_model
 
     try:
-        locate_model(model, option="--model")  # before reading data: a wrong --model fails at once
+        rm = load_reward_model(model, option="--model")  # checked and loaded before the data is read
         table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows))
-        rm = load_reward_model(model, option="--model")
         s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
         table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
         table = table.with_column("reward_rejected", s["reward_rejected"].tolist())

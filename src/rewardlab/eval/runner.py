@@ -432,9 +432,9 @@ def evaluate(
         raise ConfigError(f"max_pairs_per_subset must be >= 1, got {max_pairs_per_subset}")
     if padding_side not in (None, "left", "right"):
         raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    for m in models:  # every --model checked before any data is read
-        if not isinstance(m, RewardModel):
-            locate_model(m, kind=REWARD_MODEL, option="--model")
+    # every --model checked before any data is read (a Hub name may become its cached directory)
+    located = [m if isinstance(m, RewardModel) else locate_model(m, kind=REWARD_MODEL, option="--model")
+               for m in models]
     started = time.time()
 
     suite_obj = load_suite(suite, data_root) if suite is not None else None
@@ -458,13 +458,13 @@ def evaluate(
     names = unique_names(paths)
     model_results: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for name, given in zip(names, models):
+    for name, given, target in zip(names, models, located):
         if isinstance(given, RewardModel):
             model, where = given, None
         else:
             where = Path(given)
             log(f"loading model {name} from {where}")
-            model = load_reward_model(given, option="--model")
+            model = load_reward_model(target, option="--model")
         saved_side = model.settings.padding_side
         if padding_side is not None:
             model.settings.padding_side = padding_side

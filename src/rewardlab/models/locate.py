@@ -11,19 +11,23 @@ What a model argument may be:
 
 :func:`locate_model` returns what ``from_pretrained`` should load, or raises a :class:`ConfigError`
 that says what was given, what was expected and what to do, instead of a transformers traceback.
-A Hub name is only tried when it has the form of one; it is taken from the local Hugging Face
-cache when present there, and otherwise the Hub is asked once with a short timeout, so an offline
-machine fails in about a second instead of retrying for most of a minute (``HF_HUB_OFFLINE=1``
-skips the network entirely).
+A Hub name is only tried when it has the form of one. The Hub is asked once, with a short timeout
+and no retries: a name it does not know, or an unreachable Hub, is an error at once (offline:
+about a second, instead of huggingface_hub's retries); a name in the local Hugging Face cache
+loads from the cached snapshot directory when the Hub cannot be reached (``HF_HUB_OFFLINE=1``
+skips the request).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 REWARD_MODEL = "reward_model"  # a trained reward model: score, eval, golden --model
 BACKBONE = "backbone"  # a model to train or embed with: model.name_or_path, embed/strength --model
@@ -150,7 +154,14 @@ def _from_hub(repo_id: str, label: str, kind: str) -> str:
 
     cached = try_to_load_from_cache(repo_id, "config.json")
     if isinstance(cached, str):
-        return repo_id  # transformers finds it in the cache
+        # In the local cache. Online, the name goes to transformers (which checks for a newer
+        # revision); offline, the cached snapshot directory does: given the name, huggingface_hub
+        # retries every file request for minutes (measured: 6 min 43 s for one reward model).
+        if _hub_offline() or hub_model_exists(repo_id)[0] is None:
+            log.info("%s: the Hugging Face Hub cannot be reached; using the cached copy %s", label,
+                     Path(cached).parent)
+            return str(Path(cached).parent)
+        return repo_id
     not_local = f"{label} is not a local directory, not an alias (minilm, smollm2-135m) and not in the Hugging Face cache"
     if _hub_offline():
         raise ConfigError(f"{not_local}, and HF_HUB_OFFLINE is set; expected {expected(kind)}")
