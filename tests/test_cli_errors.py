@@ -83,6 +83,9 @@ def test_locate_model_says_what_was_expected(tmp_path, reward_model):
     with pytest.raises(ConfigError, match="no such GGUF file"):
         locate_model(tmp_path / "x.gguf", kind=BACKBONE)
     assert locate_model(reward_model) == str(reward_model)
+    (tmp_path / "adapter").mkdir()  # a LoRA adapter export: RewardModel.from_pretrained loads it on its base
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert locate_model(tmp_path / "adapter") == str(tmp_path / "adapter")
 
 
 def test_hub_names_only_when_they_look_like_one():

@@ -288,6 +288,9 @@ from rewardlab.commands_strength import denoise, strength  # noqa: E402
 
 app.command()(strength)
 app.command()(denoise)
+from rewardlab.commands_critic import critique  # noqa: E402
+
+app.command()(critique)
 
 
 def main() -> None:  # pragma: no cover

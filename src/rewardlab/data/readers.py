@@ -205,8 +205,13 @@ def _file_unit(path: Path) -> _Unit:
 
 def _jsonl_rows(path: Path) -> Rows:
     """(line, object or DataError) for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(_decoded(f, path), start=1):
+    with path.open("rb") as f:  # decoded line by line, so a non-UTF-8 line is named by its number
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:  # a row error: --skip-bad-rows / on_error: skip skips it
+                yield number, DataError(utf8_message(raw, err), expected="UTF-8 text")
+                continue
             if not line.strip():
                 continue
             try:
@@ -239,15 +244,23 @@ def first_invalid_utf8(path: Path) -> tuple[int, int, bytes] | None:
     return None
 
 
+def utf8_message(raw: bytes, err: UnicodeDecodeError) -> str:
+    """What is wrong in one line's bytes: ``byte 0xe9 at column 16 is not UTF-8; ...`` (pure)."""
+    return _bad_bytes(raw[err.start:err.end], err.start + 1)
+
+
+def _bad_bytes(bad: bytes, column: int) -> str:
+    shown = " ".join(f"0x{b:02x}" for b in bad)
+    return f"byte {shown} at column {column} is not UTF-8; re-save the file as UTF-8"
+
+
 def _utf8_error(path: Path, err: UnicodeDecodeError) -> DataError:
     """A DataError naming the line (not the decoder's offset within a read buffer)."""
     found = first_invalid_utf8(path)
     if found is None:  # pragma: no cover - the decoder failed, so a line fails too
         return DataError(str(err), file=str(path), expected="UTF-8 text")
     line, column, bad = found
-    shown = " ".join(f"0x{b:02x}" for b in bad)
-    return DataError(f"byte {shown} at column {column} is not UTF-8; re-save the file as UTF-8",
-                     file=str(path), line=line, expected="UTF-8 text")
+    return DataError(_bad_bytes(bad, column), file=str(path), line=line, expected="UTF-8 text")
 
 
 def _decoded(lines: Iterator[str], path: Path) -> Iterator[str]:

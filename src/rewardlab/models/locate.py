@@ -94,8 +94,8 @@ def _check_directory(path: Path, label: str, kind: str) -> str:
     if not path.is_dir():
         raise ConfigError(f"{label} is a file, not a model directory; expected {expected(kind)}")
     missing = []
-    if kind == BACKBONE and (path / "adapter_config.json").is_file():
-        return str(path)  # a PEFT adapter directory: transformers loads it with its base model
+    if (path / "adapter_config.json").is_file():
+        return str(path)  # a LoRA adapter (export: adapter): loaded on its recorded base model
     if not (path / "config.json").is_file():
         missing.append("config.json")
     if kind == REWARD_MODEL:  # a backbone directory may take its tokenizer from elsewhere

@@ -21,9 +21,10 @@ from torch import nn
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
 from rewardlab.eval.metrics import accuracy_by_group
+from rewardlab.models import lora
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
-from rewardlab.runinfo import run_info
+from rewardlab.runinfo import peak_memory, run_info
 from rewardlab.train import checkpoint, metarm
 from rewardlab.train.collate import collate_pairs, encode_pairs, micro_batch_indices, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
@@ -132,6 +133,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
+    if cfg.lora is not None:  # adapters on the backbone; the reward head trains in full (models/lora.py)
+        lora.apply(model, cfg.lora)
     train_pairs = encode_pairs(model, tables.train)
     val_pairs = encode_pairs(model, tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
@@ -318,13 +321,18 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
             model.settings.reward_stats_n = int(len(r))
-        model.save_pretrained(out / "model")
+        summary["parameters"] = lora.parameter_counts(model)
+        if cfg.lora is None:
+            model.save_pretrained(out / "model")
+        else:  # merged and/or adapter export; the adapter's size goes into the summary
+            summary["lora"] = lora.export(model, cfg.lora, out / "model")
         if val_pairs is not None and len(val_pairs):
             items = val_pairs.chosen + val_pairs.rejected
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             rc, rr = r[: len(val_pairs)], r[len(val_pairs):]
             sources = [tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source") else ["all"] * len(rc)
             summary["validation_by_source"] = accuracy_by_group(rc, rr, sources)
+        summary["peak_memory"] = peak_memory(accelerator.device)
         summary.update(run_info())
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     accelerator.wait_for_everyone()
