@@ -129,6 +129,8 @@ def test_wrong_models_are_one_line_errors_on_stderr(tmp_path, pairs):
     assert_one_line_error(run("golden", pairs, "--model", "runs/nonexistent/model", "--out", tmp_path / "g.parquet"),
                           "no such directory")
     assert_one_line_error(run("embed", pairs, "--model", tmp_path / "empty"), "no config.json")
+    assert_one_line_error(run("serve", "runs/nonexistent/model", "--port", "0"),
+                          "MODEL_DIR 'runs/nonexistent/model': no such directory")
     assert not out.exists()
 
 
