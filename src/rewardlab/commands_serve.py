@@ -42,7 +42,9 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish.")] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
-    """Serve a reward model over HTTP for RL loops: POST /get_reward (OpenRLHF), /classify (vLLM
+    """Serve a reward model over HTTP for RL loops (OpenRLHF, verl, TRL).
+
+    POST /get_reward (OpenRLHF), /classify (vLLM
     classify subset, verl), /score (rewardlab pairs or chat messages); GET /health, /metrics.
     Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits."""
     from rewardlab.serve.protocol import Limits
