@@ -10,10 +10,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.commands_embed_study import _fail, _log, console
+from rewardlab.cli_common import App, console
+from rewardlab.cli_common import fail as _fail
+from rewardlab.cli_common import log as _log
 from rewardlab.errors import RewardlabError
 
-rubric_app = typer.Typer(help="Rubric rewards: score completions per criterion.", no_args_is_help=True)
+rubric_app = App(help="Rubric rewards: score completions per criterion.", no_args_is_help=True)
 
 
 @rubric_app.command("score")
