@@ -6,7 +6,7 @@
    tokens/s, medians and the ratio.
 2. ``--part critique``: ``--pairs`` pairs from each of hh_rlhf_harmless, humanevalpack and
    llmbar_processed (a seeded sample), ``--n`` critiques per response with SmolLM2, the default
-   filters, refinement ``none``; reports the parse-failure rate and filter statistics per source.
+   filters, refinement ``none``, the score follow-up on; reports the parse-failure rate and filter statistics per source.
    The data go to ``runs/critic_gen/`` (gitignored): ``critiques.jsonl`` (kept pairs with
    ``critique_chosen``/``critique_rejected``), ``critiques_critique/all_pairs.jsonl`` (every pair)
    and ``summary.json``; the generation cache there makes a killed run resume.
@@ -14,7 +14,7 @@
 Writes benchmarks/results/critic_gen_{speed,critique}.json and critic_gen.md (both parts).
 
     python benchmarks/critic_gen.py --part speed                      # ~10 min on a shared 2-core CPU
-    python benchmarks/critic_gen.py --part critique --pairs 40 --n 2  # ~30 min
+    python benchmarks/critic_gen.py --part critique --pairs 12 --n 2 --max-chars 1500  # ~45 min
 """
 
 from __future__ import annotations
@@ -80,11 +80,20 @@ def critique(args) -> dict:
     sample_pairs(args.pairs, args.seed).write(data)
     gen = make_generator("transformers", "smollm2-135m", cache_dir=out_dir / "gen_cache", batch_size=args.batch_size)
     cfg = CritiqueConfig(n=args.n, max_new_tokens=args.max_new_tokens, seed=args.seed, max_chars=args.max_chars,
-                         on_empty="skip")
+                         on_empty="skip", score_followup=args.score_followup)
     start = time.perf_counter()
     s = run_critique(str(data), out_dir / "critiques.jsonl", gen, cfg, report_dir=out_dir / "critiques_critique",
                      progress=True, log=print)
     s["wall_seconds"] = round(time.perf_counter() - start, 1)
+    # the same critiques (from the cache) without filters: every pair whose critiques have scores
+    from dataclasses import replace
+
+    from rewardlab.critic.filters import FilterConfig
+
+    u = run_critique(str(data), out_dir / "critiques_unfiltered.jsonl", gen,
+                     replace(cfg, filters=FilterConfig(instance=False, critique_rule="none")),
+                     report_dir=out_dir / "critiques_unfiltered_critique", progress=False)
+    s["unfiltered"] = {"out": u["out"], "kept_pairs": u["totals"]["kept_pairs"], "filter": u["totals"]["filter"]}
     return s
 
 
@@ -125,7 +134,11 @@ def write_md(path: Path) -> None:
                          f"{ms['chosen']} / {ms['rejected']} | {g['judge_accuracy']} | {g['kept_pairs']} | {f['misranked']} | "
                          f"{f['tie']} | {f['unscored']} | {f['no_consistent_critique']} | "
                          f"{g['kept_critiques']['chosen']} / {g['kept_critiques']['rejected']} |")
-        lines += ["", "Score histograms (all sources; 1..10, null):", ""]
+        lines += ["", f"Parse failures before the score follow-up: {r['totals']['parse_failures_first_pass']} of "
+                  f"{r['totals']['critiques']}; follow-up: {json.dumps(r.get('score_followup'))}. Same critiques "
+                  f"without filters (`{r['unfiltered']['out']}`): {r['unfiltered']['kept_pairs']} pairs "
+                  f"({json.dumps(r['unfiltered']['filter'])}).", "",
+                  "Score histograms (all sources; 1..10, null):", ""]
         for side in ("chosen", "rejected"):
             h = r["totals"]["histogram"][side]
             lines.append(f"- {side}: " + ", ".join(f"{k}: {v}" for k, v in h.items()))
@@ -149,6 +162,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=40, help="critique: pairs per source")
     ap.add_argument("--n", type=int, default=2)
     ap.add_argument("--max-chars", type=int, default=3000)
+    ap.add_argument("--score-followup", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/" + Path(sys.argv[0]).name + " " + " ".join(sys.argv[1:])

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from rewardlab.critic.filters import FilterConfig, critique_consistent, filter_pair, instance_consistent, mean_score
 from rewardlab.critic.pipeline import CritiqueConfig, run_critique
+from rewardlab.critic.prompts import SCORE_PREFIX
 from rewardlab.critic.refine import first_kept, top_k, with_score_line
 from rewardlab.critic.scores import parse_score, score_histogram
 from rewardlab.errors import ConfigError, DataError
@@ -111,7 +112,10 @@ class FakeCritic(Generator):
         for job in jobs:
             self.calls += 1
             text = job.messages[-1]["content"]
-            if "[Critique]" in text:
+            if job.messages[-1]["role"] == "assistant":  # the score follow-up continues the critique
+                assert text.endswith(SCORE_PREFIX) and job.messages[-1]["content"].startswith("critique #2")
+                out.append(Sample(" 7.", 1))
+            elif "[Critique]" in text:
                 num = int(re.search(r"critique #(\d)", text).group(1))
                 out.append(Sample(f"Accurate critique. Score: {num + 2}", 4))
             elif "[Critique 1]" in text:
@@ -143,7 +147,7 @@ def test_pipeline_end_to_end(tmp_path):
 
     data = write_pairs(tmp_path / "pairs.jsonl", ROWS)
     gen = FakeCritic(tmp_path / "cache")
-    s = run_critique(str(data), tmp_path / "out.jsonl", gen, CritiqueConfig(n=3), report_dir=tmp_path / "rep",
+    s = run_critique(data, tmp_path / "out.jsonl", gen, CritiqueConfig(n=3), report_dir=tmp_path / "rep",
                      progress=False)
     t = s["totals"]
     assert t["pairs"] == 4 and t["critiques"] == 24 and t["parse_failures"] == 8  # sample 2 of 8 responses
@@ -179,6 +183,19 @@ def test_pipeline_end_to_end(tmp_path):
     assert s3["refine"] == {"summaries": 4, "score_line_appended": 4}
     summ = load_preferences(str(tmp_path / "out_summ.parquet"), keep_columns=["critique_chosen"])
     assert summ["critique_chosen"][0] == "summary of the kept critiques\nScore: 9"  # mean(8, 9) = 8.5 -> 9
+
+
+def test_score_followup(tmp_path):
+    data = write_pairs(tmp_path / "pairs.jsonl", ROWS[:2])
+    gen = FakeCritic(tmp_path / "cache")
+    s = run_critique(data, tmp_path / "out.jsonl", gen, CritiqueConfig(n=3, score_followup=True),
+                     report_dir=tmp_path / "rep", progress=False)
+    t = s["totals"]
+    assert t["parse_failures_first_pass"] == 4 and t["parse_failures"] == 0  # sample 2 of 4 responses
+    assert s["score_followup"] == {"asked": 4, "scored": 4} and gen.calls == 12 + 4
+    every = [json.loads(line) for line in (tmp_path / "rep" / "all_pairs.jsonl").read_text().splitlines()]
+    assert every[0]["critique_scores_chosen"] == [8.0, 9.0, 7.0]
+    assert every[0]["critiques_chosen"][2] == "critique #2 of 'good answer'. no score given\nScore: 7"
 
 
 def test_bad_input(tmp_path):

@@ -364,7 +364,7 @@ def test_eval_records_m_and_seed_and_cli_rejects_critiques_for_plain_models(trai
     assert entry["overall"]["n"] == 4
     res = cli("eval", "--model", str(trained / "model"), "--data", str(data_file), "--critiques", "0",
               "--out", str(tmp_path / "ev"))
-    assert res.returncode == 2 and "--critiques must be >= 1" in res.stdout
+    assert res.returncode == 2 and "--critiques must be >= 1" in res.stdout + res.stderr
 
 
 def test_score_cli_writes_critiques_with_the_trained_model(trained, data_file, tmp_path):
@@ -400,8 +400,8 @@ def test_bad_critiques_are_clear_errors(tied_llama_dir, tmp_path):
     cfg_path = tmp_path / "listed.yaml"
     cfg_path.write_text(yaml.safe_dump({**critic_config(tmp_path / "l", tied_llama_dir, listed), "data": {"train": str(listed)}}))
     res = cli("train", str(cfg_path))
-    said = " ".join(res.stdout.split())  # rich wraps long lines
-    assert res.returncode == 2 and "listed.jsonl:2" in said and "one critique per response" in said, res.stdout
+    said = " ".join((res.stdout + res.stderr).split())  # errors go to stderr; rich wraps long lines
+    assert res.returncode == 2 and "listed.jsonl:2" in said and "one critique per response" in said, said
     with pytest.raises(ConfigError, match="metarm"):
         train(load_config(None, [f"output_dir={tmp_path / 'm'}", f"data.train={listed}", "critic={}",
                                  f"model.name_or_path={tied_llama_dir}", f"metarm={{data: {listed}}}"]))

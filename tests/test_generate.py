@@ -82,6 +82,22 @@ def test_cache_resumes_after_a_failure_and_reuses_samples(tmp_path):
     assert sum(1 for line in lines if line.startswith("{") and line.endswith("}")) == len(lines) - 1
 
 
+def test_weights_fingerprint(tmp_path):
+    import os
+
+    from rewardlab.generate.base import weights_fingerprint
+
+    (tmp_path / "model.safetensors").write_bytes(b"abc")
+    (tmp_path / "notes.txt").write_text("x")
+    first = weights_fingerprint(tmp_path)
+    (tmp_path / "notes.txt").write_text("changed")  # not a weights file
+    assert weights_fingerprint(tmp_path) == first and len(first) == 16
+    st = (tmp_path / "model.safetensors").stat()
+    os.utime(tmp_path / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # retrained in place
+    assert weights_fingerprint(tmp_path) != first
+    assert weights_fingerprint("some/hub-name") == ""
+
+
 def test_transformers_backend_batch_invariant(tiny_llama_dir, tmp_path):
     g = make_generator("transformers", str(tiny_llama_dir), cache_dir=tmp_path, batch_size=3)
     reqs = [req("Hello there, how are you?", "a"), req("2+2?", "b"), req("Name a colour please", "c")]
@@ -91,6 +107,10 @@ def test_transformers_backend_batch_invariant(tiny_llama_dir, tmp_path):
     assert batched[0][0] != batched[0][1] or batched[1][0] != batched[1][1]
     alone = make_generator("transformers", str(tiny_llama_dir), batch_size=1)
     assert alone.generate(reqs[1:2], n=2, max_new_tokens=6, temperature=1.0, seed=3)[0] == batched[1]
+    # a trailing assistant message is continued, not closed
+    text = alone.tokenizer.decode(alone.render([{"role": "user", "content": "Rate it."},
+                                                {"role": "assistant", "content": "I give it a score of"}]))
+    assert text.endswith("I give it a score of") and text.count("<|im_start|>assistant") == 1
     # greedy is deterministic, and the cache answers a second call without generating
     greedy = alone.generate(reqs, max_new_tokens=4, temperature=0)
     assert alone.generate(reqs, max_new_tokens=4, temperature=0) == greedy
@@ -135,9 +155,14 @@ class _Stub(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # the client gave up on 'slow': a broken pipe
+        pass
+
+
 @pytest.fixture
 def stub_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)  # port 0: a free port
+    server = _QuietServer(("127.0.0.1", 0), _Stub)  # port 0: a free port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Stub.seen, _Stub.fails = [], {}
@@ -156,6 +181,9 @@ def test_openai_backend_against_stub(stub_url, tmp_path):
     assert g.last_stats.tokens == 12
     n_calls = len(_Stub.seen)
     assert g.generate([req("a", "a")], n=2, max_new_tokens=5, seed=0) == [out[0]] and len(_Stub.seen) == n_calls
+    g.generate([GenerationRequest([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])])
+    assert _Stub.seen[-1]["continue_final_message"] is True and _Stub.seen[-1]["add_generation_prompt"] is False
+    assert "continue_final_message" not in _Stub.seen[0]
     with pytest.raises(GenerationError, match=r"HTTP 503.*3 attempts"):
         g.generate([req("fail", "z")])
     with pytest.raises(GenerationError, match="timed out after 0.5 s"):

@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from rewardlab.cli_common import console
+from rewardlab.cli_common import fail as _fail
 from rewardlab.errors import RewardlabError
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(err: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-    raise typer.Exit(2)
 
 
 def critique(
@@ -48,6 +41,7 @@ def critique(
     refine_max_new_tokens: Annotated[int, typer.Option(help="Tokens per meta-judgement or summary.")] = 256,
     refine_temperature: Annotated[float, typer.Option(help="Temperature of meta-judgements and summaries (0 = greedy).")] = 0.0,
     max_chars: Annotated[int, typer.Option(help="Characters kept per prompt (its end) and response (its start) in a request; cuts are counted.")] = 6000,
+    score_followup: Annotated[bool, typer.Option(help="Ask again, in a follow-up turn, for the score of critiques that have none (small models).")] = False,
     on_empty: Annotated[str, typer.Option(help="An empty response: error, skip (counted) or keep (critique it).")] = "error",
     cache: Annotated[Optional[Path], typer.Option(help="Generation cache directory (default REPORT/gen_cache); a rerun continues from it.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Summary directory (default: OUT without suffix + _critique).")] = None,
@@ -55,8 +49,10 @@ def critique(
     skip_bad_rows: Annotated[bool, typer.Option(help="Skip (and count) invalid rows instead of failing.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar (samples, tokens/s).")] = True,
 ) -> None:
-    """Critic-RM data (METHODS §5): N critiques per response, each ending with 'Score: N' (1-10);
-    consistency filters against the label; refinement to one critique per response. Writes the kept
+    """Write Critic-RM critiques of every response, filter them against the labels, refine them.
+
+    METHODS §5: N critiques per response, each ending with 'Score: N' (1-10); consistency filters
+    against the label; refinement to one critique per response. Writes the kept
     pairs to OUT, every pair and summary.json (counts, parse failures, histograms, filter counts per
     source) to the report directory."""
     from rewardlab.critic.filters import FilterConfig
@@ -73,7 +69,8 @@ def critique(
                                  critique_rule=critique_rule, critique_margin=critique_margin,
                                  chosen_min=chosen_min, rejected_max=rejected_max),
             refine=refine, rank_k=rank_k, refine_max_new_tokens=refine_max_new_tokens,
-            refine_temperature=refine_temperature, max_chars=max_chars, on_empty=on_empty)
+            refine_temperature=refine_temperature, max_chars=max_chars, on_empty=on_empty,
+            score_followup=score_followup)
         options = ({"base_url": base_url, "max_concurrency": max_concurrency, "timeout": timeout}
                    if backend == "openai" else {"batch_size": batch_size, "device": device}
                    if backend in ("transformers", "hf") else {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import fmean
@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from rewardlab.critic.filters import REASONS, FilterConfig, PairDecision, filter_pair
 from rewardlab.critic.prompts import (DEFAULT_CRITIQUE_TEMPLATE, check_template, critique_request, prompt_as_text,
-                                      rank_request, summ_request)
+                                      rank_request, score_followup_request, summ_request)
 from rewardlab.critic.refine import check_mode, first_kept, top_k, with_score_line
 from rewardlab.critic.scores import parse_score, score_histogram
 from rewardlab.errors import ConfigError, DataError
@@ -46,6 +46,8 @@ class CritiqueConfig:
     refine_max_new_tokens: int = 256
     refine_temperature: float = 0.0  # meta-judge and summaries greedy by default
     max_chars: int = 6000  # per prompt and per response put in a critique request
+    score_followup: bool = False  # ask again for the score alone when a critique has none
+    followup_max_new_tokens: int = 4
     on_empty: str = "error"  # an empty response: error | skip (counted) | keep (critiqued as is)
 
     def __post_init__(self) -> None:
@@ -123,69 +125,26 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
                                               key="crit-" + _key(prompt, resp)))
     generated = generator.generate(requests, n=cfg.n, max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, progress=progress)
-    gen_stats = [generator.last_stats.to_dict()]
-    crit = {s: [generated[2 * k + j] for k in range(len(rows))] for j, s in enumerate(SIDES)}
+    gen_stats = [{"step": "critiques", **generator.last_stats.to_dict()}]
+    crit = {s: [list(generated[2 * k + j]) for k in range(len(rows))] for j, s in enumerate(SIDES)}
     scores = {s: [[parse_score(t) for t in crit[s][k]] for k in range(len(rows))] for s in SIDES}
+    row_sources = [sources[i] for i in rows]
+    first_failures: Counter = Counter()
+    for k in range(len(rows)):
+        first_failures[row_sources[k]] += sum(x is None for s in SIDES for x in scores[s][k])
+    followup_counts: Counter = Counter()
+    if cfg.score_followup:  # 1b. critiques without a score are continued with the score prefix
+        followup_counts = _score_followup(generator, cfg, texts, crit, scores, gen_stats, progress)
 
     # 2. filters
     decisions: list[PairDecision] = [filter_pair(scores["chosen"][k], scores["rejected"][k], cfg.filters)
                                      for k in range(len(rows))]
-
-    # 3. refinement
-    target = {s: [None] * len(rows) for s in SIDES}
-    extra: dict[str, list] = {}
-    refine_counts: Counter = Counter()
     kept_rows = [k for k, d in enumerate(decisions) if d.keep]
     keep_mask = {s: [d.keep_chosen if s == "chosen" else d.keep_rejected for d in decisions] for s in SIDES}
-    if cfg.refine == "none":
-        for k in kept_rows:
-            for s in SIDES:
-                target[s][k] = crit[s][k][first_kept(keep_mask[s][k])]
-    elif cfg.refine == "rank":
-        jobs = [(k, s, j) for k in kept_rows for s in SIDES for j, kept in enumerate(keep_mask[s][k]) if kept]
-        reqs = [GenerationRequest(rank_request(texts[k][0], texts[k][1 + SIDES.index(s)], crit[s][k][j]),
-                                  key="rank-" + _key(texts[k][0], texts[k][1 + SIDES.index(s)], crit[s][k][j]))
-                for k, s, j in jobs]
-        meta_texts = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
-                                        temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
-                                        progress=progress) if reqs else []
-        gen_stats.append(generator.last_stats.to_dict())
-        meta = {s: [[None] * cfg.n for _ in rows] for s in SIDES}
-        for (k, s, j), texts_j in zip(jobs, meta_texts):
-            meta[s][k][j] = parse_score(texts_j[0])
-            refine_counts["meta_judgements"] += 1
-            refine_counts["meta_parse_failures"] += meta[s][k][j] is None
-        for s in SIDES:
-            extra[f"critique_meta_scores_{s}"] = [list(m) if d.keep else None for m, d in zip(meta[s], decisions)]
-            extra[f"critiques_ranked_{s}"] = [None] * len(rows)
-        for k in kept_rows:
-            for s in SIDES:
-                best = top_k(meta[s][k], keep_mask[s][k], cfg.rank_k)
-                extra[f"critiques_ranked_{s}"][k] = [crit[s][k][j] for j in best]
-                target[s][k] = crit[s][k][best[0]]
-    else:  # summ
-        jobs, reqs = [], []
-        for k in kept_rows:
-            for s in SIDES:
-                idx = [j for j, kept in enumerate(keep_mask[s][k]) if kept]
-                if len(idx) == 1:
-                    target[s][k] = crit[s][k][idx[0]]
-                    refine_counts["single_critique_used_as_is"] += 1
-                    continue
-                kept_texts = [crit[s][k][j] for j in idx]
-                resp = texts[k][1 + SIDES.index(s)]
-                jobs.append((k, s, idx))
-                reqs.append(GenerationRequest(summ_request(texts[k][0], resp, kept_texts),
-                                              key="summ-" + _key(texts[k][0], resp, *kept_texts)))
-        summaries = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
-                                       temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
-                                       progress=progress) if reqs else []
-        gen_stats.append(generator.last_stats.to_dict())
-        for (k, s, idx), summary in zip(jobs, summaries):
-            text, appended = with_score_line(summary[0], [scores[s][k][j] for j in idx])
-            target[s][k] = text
-            refine_counts["summaries"] += 1
-            refine_counts["score_line_appended"] += appended
+
+    # 3. refinement
+    target, extra, refine_counts = _refine(generator, cfg, texts, crit, scores, decisions, keep_mask, gen_stats,
+                                           progress)
 
     # 4. tables and summary
     result = table.select(rows)
@@ -207,10 +166,9 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
     out.parent.mkdir(parents=True, exist_ok=True)
     kept_table.write(out)
 
-    row_sources = [sources[i] for i in rows]
     summary = {
         "command": "critique",
-        "data": data if isinstance(data, str) else list(data),
+        "data": str(data) if isinstance(data, (str, Path)) else [str(d) for d in data],
         "out": str(out), "all_pairs": str(all_path),
         "generator": {"model_id": generator.model_id, "template_id": generator.template_id,
                       "cache": str(generator.cache.path) if generator.cache is not None else None},
@@ -218,10 +176,11 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
                    "template": "default" if cfg.template == DEFAULT_CRITIQUE_TEMPLATE else cfg.template},
         "generation": gen_stats,
         "refine": dict(refine_counts),
+        "score_followup": dict(followup_counts) if cfg.score_followup else None,
         "totals": _group_summary(list(range(len(rows))), scores, decisions, sum(skipped_empty.values()),
-                                 sum(truncated.values()), crit),
+                                 sum(truncated.values()), crit, sum(first_failures.values())),
         "by_source": {src: _group_summary([k for k, r in enumerate(row_sources) if r == src], scores, decisions,
-                                          skipped_empty[src], truncated[src], crit)
+                                          skipped_empty[src], truncated[src], crit, first_failures[src])
                       for src in sorted(set(row_sources) | set(skipped_empty))},
         "provenance": run_info(),
     }
@@ -230,8 +189,91 @@ def run_critique(data: Any, out: str | Path, generator: Generator, cfg: Critique
     return summary
 
 
+def _response(texts: list[tuple], k: int, side: str) -> str:
+    return texts[k][1 + SIDES.index(side)]
+
+
+def _score_followup(generator: Generator, cfg: CritiqueConfig, texts, crit, scores, gen_stats, progress) -> Counter:
+    """Score critiques that have none by continuing them with ``SCORE_PREFIX`` (in place)."""
+    counts: Counter = Counter()
+    jobs = [(k, s, j) for k in range(len(texts)) for s in SIDES for j in range(cfg.n) if scores[s][k][j] is None]
+    reqs = [GenerationRequest(score_followup_request(texts[k][0], _response(texts, k, s), crit[s][k][j], cfg.template),
+                              key="score-" + _key(texts[k][0], _response(texts, k, s), crit[s][k][j]))
+            for k, s, j in jobs]
+    replies = generator.generate(reqs, n=1, max_new_tokens=cfg.followup_max_new_tokens, temperature=0.0,
+                                 seed=cfg.seed, progress=progress) if reqs else []
+    gen_stats.append({"step": "score_followup", **generator.last_stats.to_dict()})
+    for (k, s, j), reply in zip(jobs, replies):
+        value = parse_score("Score: " + reply[0].strip())  # the number right after the prefix
+        counts["asked"] += 1
+        if value is not None:
+            scores[s][k][j] = value
+            crit[s][k][j] = f"{crit[s][k][j].rstrip()}\nScore: {value:g}"
+            counts["scored"] += 1
+    return counts
+
+
+def _refine(generator: Generator, cfg: CritiqueConfig, texts, crit, scores, decisions, keep_mask, gen_stats,
+            progress) -> tuple[dict, dict, Counter]:
+    """(targets per side, extra columns, counts) of the refinement mode; selection rules in refine.py."""
+    n_rows = len(texts)
+    target = {s: [None] * n_rows for s in SIDES}
+    extra: dict[str, list] = {}
+    counts: Counter = Counter()
+    kept_rows = [k for k, d in enumerate(decisions) if d.keep]
+    if cfg.refine == "none":
+        for k in kept_rows:
+            for s in SIDES:
+                target[s][k] = crit[s][k][first_kept(keep_mask[s][k])]
+    elif cfg.refine == "rank":
+        jobs = [(k, s, j) for k in kept_rows for s in SIDES for j, kept in enumerate(keep_mask[s][k]) if kept]
+        reqs = [GenerationRequest(rank_request(texts[k][0], _response(texts, k, s), crit[s][k][j]),
+                                  key="rank-" + _key(texts[k][0], _response(texts, k, s), crit[s][k][j]))
+                for k, s, j in jobs]
+        meta_texts = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
+                                        temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
+                                        progress=progress) if reqs else []
+        gen_stats.append({"step": "rank", **generator.last_stats.to_dict()})
+        meta = {s: [[None] * cfg.n for _ in range(n_rows)] for s in SIDES}
+        for (k, s, j), texts_j in zip(jobs, meta_texts):
+            meta[s][k][j] = parse_score(texts_j[0])
+            counts["meta_judgements"] += 1
+            counts["meta_parse_failures"] += meta[s][k][j] is None
+        for s in SIDES:
+            extra[f"critique_meta_scores_{s}"] = [list(m) if d.keep else None for m, d in zip(meta[s], decisions)]
+            extra[f"critiques_ranked_{s}"] = [None] * n_rows
+        for k in kept_rows:
+            for s in SIDES:
+                best = top_k(meta[s][k], keep_mask[s][k], cfg.rank_k)
+                extra[f"critiques_ranked_{s}"][k] = [crit[s][k][j] for j in best]
+                target[s][k] = crit[s][k][best[0]]
+    else:  # summ
+        jobs, reqs = [], []
+        for k in kept_rows:
+            for s in SIDES:
+                idx = [j for j, kept in enumerate(keep_mask[s][k]) if kept]
+                if len(idx) == 1:
+                    target[s][k] = crit[s][k][idx[0]]
+                    counts["single_critique_used_as_is"] += 1
+                    continue
+                kept_texts = [crit[s][k][j] for j in idx]
+                jobs.append((k, s, idx))
+                reqs.append(GenerationRequest(summ_request(texts[k][0], _response(texts, k, s), kept_texts),
+                                              key="summ-" + _key(texts[k][0], _response(texts, k, s), *kept_texts)))
+        summaries = generator.generate(reqs, n=1, max_new_tokens=cfg.refine_max_new_tokens,
+                                       temperature=cfg.refine_temperature, top_p=cfg.top_p, seed=cfg.seed,
+                                       progress=progress) if reqs else []
+        gen_stats.append({"step": "summ", **generator.last_stats.to_dict()})
+        for (k, s, idx), summary in zip(jobs, summaries):
+            text, appended = with_score_line(summary[0], [scores[s][k][j] for j in idx])
+            target[s][k] = text
+            counts["summaries"] += 1
+            counts["score_line_appended"] += appended
+    return target, extra, counts
+
+
 def _group_summary(ks: list[int], scores: dict, decisions: list[PairDecision], skipped: int, truncated: int,
-                   crit: dict) -> dict:
+                   crit: dict, first_failures: int) -> dict:
     """Counts of one group of pairs (a source, or all)."""
     flat = {s: [x for k in ks for x in scores[s][k]] for s in SIDES}
     n_crit = sum(len(v) for v in flat.values())
@@ -245,6 +287,7 @@ def _group_summary(ks: list[int], scores: dict, decisions: list[PairDecision], s
         "truncated_fields": truncated,
         "critiques": n_crit,
         "empty_critiques": sum(not t.strip() for s in SIDES for k in ks for t in crit[s][k]),
+        "parse_failures_first_pass": first_failures,  # before the score follow-up (if any)
         "parse_failures": failures,
         "parse_failure_rate": round(failures / n_crit, 4) if n_crit else None,
         "mean_score": {s: (round(fmean(v), 3) if (v := [x for x in flat[s] if x is not None]) else None)

@@ -104,3 +104,16 @@ def summ_request(prompt, response: str, critiques: list[str], template: str = SU
     block = "\n\n".join(f"[Critique {i}]\n{c}" for i, c in enumerate(critiques, 1))
     return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response,
                                                         critiques=block)}]
+
+# The score follow-up: small models often ramble past max_new_tokens without a score line. The
+# critique is continued as the assistant's own text with SCORE_PREFIX, and the number the model
+# writes next is the score (``rewardlab critique --score-followup``; a reconstruction). An extra
+# user turn asking for 'Score: N' did not work with SmolLM2-135M (it copied 'N' or repeated itself).
+SCORE_PREFIX = "\n\nOverall, I give the response a score of"
+
+
+def score_followup_request(prompt, response: str, critique: str, template: str = DEFAULT_CRITIQUE_TEMPLATE,
+                           prefix: str = SCORE_PREFIX) -> list[dict]:
+    """The critique conversation with the critique continued by ``prefix`` (a trailing assistant
+    message: generators continue it)."""
+    return critique_request(prompt, response, template) + [{"role": "assistant", "content": critique.rstrip() + prefix}]

@@ -169,22 +169,27 @@ def is_critic_model(directory: str | Path) -> bool:
 
 
 def load_model(directory: str | Path, *, critiques: int | None = None, cache_dir: str | Path | None = None,
-               seed: int | None = None):
+               seed: int | None = None, option: str = "--model"):
     """A saved reward model for scoring: a Critic-RM (with ``critiques`` m, ``seed`` and the
-    generation ``cache_dir`` overriding its saved settings) or a plain RewardModel. Asking a plain
-    reward model for critiques is an error."""
-    from rewardlab.models.reward_model import RewardModel
+    generation ``cache_dir`` overriding its saved settings) or a plain RewardModel (through
+    :func:`rewardlab.models.locate.load_reward_model`). Asking a plain reward model for critiques
+    is an error."""
+    from rewardlab.models.locate import REWARD_MODEL, load_reward_model, locate_model
 
     if not is_critic_model(directory):
         if critiques is not None:
             raise ConfigError(f"{directory}: --critiques applies to Critic-RM models only "
                               "(trained with a `critic:` section); this is a plain reward model")
-        return RewardModel.from_pretrained(directory)
+        return load_reward_model(directory, option=option)
     from rewardlab.critic.model import CriticRewardModel
 
     if critiques is not None and critiques < 1:
         raise ConfigError(f"--critiques must be >= 1, got {critiques}")
-    model = CriticRewardModel.from_pretrained(directory)
+    target = locate_model(directory, kind=REWARD_MODEL, option=option)
+    try:
+        model = CriticRewardModel.from_pretrained(target)
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{option} {str(directory)!r}: cannot load the Critic-RM ({err})") from err
     updates = {k: v for k, v in (("critiques", critiques), ("seed", seed)) if v is not None}
     if updates:
         model.critic = model.critic.model_validate({**model.critic.model_dump(), **updates})

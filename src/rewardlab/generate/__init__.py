@@ -8,6 +8,8 @@ texts = gen.generate([GenerationRequest([{"role": "user", "content": "Hi"}], key
 # texts[i][j]: sample j of request i; gen.last_stats: cached/generated counts, tokens/s
 ```
 
+A trailing assistant message is continued (its text is the start of the answer).
+
 Backends: ``transformers`` (embedded default, any HF causal LM), ``openai`` (any OpenAI-compatible
 ``/v1/chat/completions`` server), ``vllm`` (when installed). With ``cache_dir`` every finished
 sample is stored, keyed by (model_id, chat template, request key and messages, sample index, seed,

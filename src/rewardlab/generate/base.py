@@ -122,6 +122,7 @@ class Generator:
 
     model_id: str = "generator"
     template_id: str = ""  # identity of the chat template (a hash); part of the cache key
+    weights_id: str = ""  # identity of local weights (file names, sizes, mtimes); part of the cache key
     batch_size: int = 8
 
     def __init__(self, cache_dir: str | Path | None = None) -> None:
@@ -142,7 +143,7 @@ class Generator:
     def cache(self) -> GenerationCache | None:
         if self._cache is None and self.cache_dir is not None:
             name = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)[-60:]
-            name = f"{name}-{cache_key(self.model_id, self.template_id)[:12]}"
+            name = f"{name}-{cache_key(self.model_id, self.template_id, self.weights_id)[:12]}"
             self._cache = GenerationCache(self.cache_dir, name)
         return self._cache
 
@@ -160,7 +161,7 @@ class Generator:
             item = req.item_id()
             content = messages_hash(req.messages)
             for s in range(1 if params.greedy else n):
-                key = cache_key(self.model_id, self.template_id, item, content, s, params.key_part())
+                key = cache_key(self.model_id, self.template_id, self.weights_id, item, content, s, params.key_part())
                 jobs.append(Job(r, s, req.messages, item, key, sample_seed(seed, item, s)))
         stats = GenerationStats(requested=len(jobs))
         results: dict[str, Sample] = {}
@@ -224,6 +225,21 @@ def _check_params(n, max_new_tokens, temperature, top_p, seed) -> SamplingParams
     if not 0 < top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
     return SamplingParams(n, max_new_tokens, float(temperature), float(top_p), int(seed))
+
+
+def weights_fingerprint(directory: str | Path) -> str:
+    """A short identity of a local model directory's weights (names, sizes, modification times),
+    so a model retrained into the same directory does not reuse the old generations. "" when
+    ``directory`` is not a local directory (a Hub name)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(d.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".pt", ".gguf") or f.name == "config.json":
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def template_hash(template: str | None) -> str:

@@ -17,7 +17,8 @@ import logging
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
-from rewardlab.generate.base import GenerationError, Generator, Job, Sample, SamplingParams, template_hash
+from rewardlab.generate.base import (GenerationError, Generator, Job, Sample, SamplingParams, template_hash,
+                                     weights_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class TransformersGenerator(Generator):
         self.device = device
         self.model_id = "hf:" + (str(Path(model).resolve()) if Path(model).exists() else model)
         self.template_id = template_hash(self.tokenizer.chat_template)
+        self.weights_id = weights_fingerprint(path)
         gen_cfg = getattr(self.model, "generation_config", None)
         eos = gen_cfg.eos_token_id if gen_cfg is not None and gen_cfg.eos_token_id is not None else []
         eos = [eos] if isinstance(eos, int) else list(eos)
@@ -98,7 +100,12 @@ class TransformersGenerator(Generator):
         self.max_input_tokens = max_input_tokens
 
     def render(self, messages: list[dict]) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        """Token ids of the conversation and the start of the assistant's answer; a trailing
+        assistant message is continued (its text is a prefix of the answer)."""
+        if messages[-1]["role"] == "assistant":
+            text = self.tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+        else:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _job_length(self, job: Job) -> int:

@@ -67,6 +67,8 @@ class OpenAIGenerator(Generator):
                 "temperature": params.temperature, "n": 1, "seed": job.sample_seed % (2**31)}
         if not params.greedy:
             body["top_p"] = params.top_p
+        if job.messages[-1]["role"] == "assistant":  # continue it (vLLM's extension; others may start a new turn)
+            body.update({"continue_final_message": True, "add_generation_prompt": False})
         body.update(self.extra_body)
         cause = ""
         for attempt in range(self.max_retries + 1):

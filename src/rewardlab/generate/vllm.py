@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
-from rewardlab.generate.base import Generator, Job, Sample, SamplingParams, template_hash
+from rewardlab.generate.base import Generator, Job, Sample, SamplingParams, template_hash, weights_fingerprint
 
 
 class VLLMGenerator(Generator):
@@ -28,7 +28,9 @@ class VLLMGenerator(Generator):
         from rewardlab.models.backbone import resolve
 
         self._vllm = vllm
-        self.llm = vllm.LLM(model=resolve(model), **llm_options)
+        path = resolve(model)
+        self.llm = vllm.LLM(model=path, **llm_options)
+        self.weights_id = weights_fingerprint(path)
         self.batch_size = batch_size
         self.model_id = f"vllm:{model}"
         self.template_id = template_hash(getattr(self.llm.get_tokenizer(), "chat_template", None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 _STEP = re.compile(r"^step-(\d+)$")
@@ -26,6 +26,9 @@ class Progress:
     micro: int = 0  # micro-batches consumed (over all epochs)
     pairs_seen: int = 0
     train_seconds: float = 0.0
+    # The open logging window (loss sum, correct, pairs since the last train record), summed over
+    # processes; checkpoints written before it existed load with an empty window.
+    window: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def state_dict(self) -> dict:
         return asdict(self)

@@ -21,9 +21,10 @@ from torch import nn
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
 from rewardlab.eval.metrics import accuracy_by_group
+from rewardlab.models import lora
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
-from rewardlab.runinfo import run_info
+from rewardlab.runinfo import peak_memory, run_info
 from rewardlab.train import checkpoint, metarm
 from rewardlab.train.collate import collate_pairs, encode_pairs, micro_batch_indices, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
@@ -133,6 +134,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
+    if cfg.lora is not None:  # adapters on the backbone; the reward head trains in full (models/lora.py)
+        lora.apply(model, cfg.lora)
     encode = critic.encode_pairs if critic else encode_pairs
     train_pairs = encode(model, tables.train)
     val_pairs = encode(model, tables.validation) if tables.validation is not None else None
@@ -192,9 +195,12 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=progress.step, desc="train", unit="step", dynamic_ncols=True)
 
-    window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, pairs
+    # Loss sum, correct, pairs since the last train record; checkpointed in `progress` (summed over
+    # processes, restored on the main one), so the first record after --resume equals the uninterrupted run's.
+    window = torch.tensor(progress.window if main else [0.0, 0.0, 0.0], dtype=torch.float64)
     meta_logs: dict = {}
     last_val: dict = {}
+    postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
     module.train()
     with _StopFlag() as stop:
@@ -246,19 +252,25 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                     meta_logs = {}
                 log_record(rec)
                 window.zero_()
+                postfix.update(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
                 if bar is not None:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
+                    bar.set_postfix(postfix)
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
                 last_val = {"step": progress.step, "split": "validation",
                             **validate(accelerator, inner.model, val_pairs, tc.eval_batch_size)}
                 log_record(last_val)
                 inner.model.train()
+                postfix["val_acc"] = f"{last_val['accuracy']:.3f}"  # validation in the progress line too
+                if bar is not None:
+                    bar.set_postfix(postfix)
             if bar is not None:
                 bar.update(1)
 
             flag = torch.tensor([stop.signum], dtype=torch.float64, device=accelerator.device)
             signum = int(accelerator.reduce(flag, "max").item()) if world > 1 else stop.signum
             if progress.step % tc.save_every == 0 or signum:
+                progress.window = (accelerator.reduce(window.to(accelerator.device), "sum") if world > 1
+                                   else window).tolist()
                 checkpoint.save(accelerator, ckpt_root, progress.step, tc.save_total_limit)
             if signum:
                 interrupted = signum
@@ -308,6 +320,7 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
     tc = cfg.train
     summary: dict = {
         "steps": progress.step, "pairs_seen": progress.pairs_seen,
+        "epochs": round(progress.pairs_seen / max(len(train_pairs), 1), 3),  # pairs seen / distinct pairs
         "train_seconds": round(progress.train_seconds, 2),
         "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
         "n_train": len(train_pairs), "n_validation": len(val_pairs) if val_pairs is not None else 0,
@@ -323,13 +336,18 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
             model.settings.reward_stats_n = int(len(r))
-        model.save_pretrained(out / "model")
+        summary["parameters"] = lora.parameter_counts(model)
+        if cfg.lora is None:
+            model.save_pretrained(out / "model")
+        else:  # merged and/or adapter export; the adapter's size goes into the summary
+            summary["lora"] = lora.export(model, cfg.lora, out / "model")
         if val_pairs is not None and len(val_pairs):
             items = val_pairs.chosen + val_pairs.rejected
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             rc, rr = r[: len(val_pairs)], r[len(val_pairs):]
             sources = [tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source") else ["all"] * len(rc)
             summary["validation_by_source"] = accuracy_by_group(rc, rr, sources)
+        summary["peak_memory"] = peak_memory(accelerator.device)
         summary.update(run_info())
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     accelerator.wait_for_everyone()
