@@ -24,6 +24,9 @@ held-out scores, the generation cache), so an interrupted run resumes.
     OMP_NUM_THREADS=2 python benchmarks/critic_rm.py --make-critiques 4 --no-filter --heldout-per-source 1 \
         --m 4 --epochs 1 --batch-size 4 --max-length 384 --max-new-tokens 96 --score-max-new-tokens 48 \
         --gen-batch-size 12 --work runs/bench_critic_rm
+    # and the side-by-side training speed (benchmarks/results/critic_rm_speed.json):
+    OMP_NUM_THREADS=2 python benchmarks/critic_rm.py --speed-only --make-critiques 4 --no-filter \
+        --heldout-per-source 1 --batch-size 4 --max-length 384 --max-new-tokens 96 --work runs/bench_critic_rm
 
 Writes benchmarks/results/critic_rm.json and critic_rm.md.
 """
