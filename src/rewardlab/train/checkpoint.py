@@ -26,6 +26,8 @@ class Progress:
     micro: int = 0  # micro-batches consumed (over all epochs)
     pairs_seen: int = 0
     train_seconds: float = 0.0
+    tokens: int = 0  # tokens through the model, padding included (estimated as this rank's x processes)
+    real_tokens: int = 0  # of which not padding
 
     def state_dict(self) -> dict:
         return asdict(self)

@@ -20,12 +20,12 @@ from torch import nn
 
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
-from rewardlab.eval.metrics import accuracy_by_group
+from rewardlab.models import packing
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
 from rewardlab.runinfo import run_info
-from rewardlab.train import checkpoint, metarm
-from rewardlab.train.collate import collate_pairs, encode_pairs, micro_batch_indices, micro_batches_per_epoch
+from rewardlab.train import batching, checkpoint, metarm
+from rewardlab.train.collate import encode_pairs, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class TrainModule(nn.Module):
         self.model, self.loss = model, loss
 
     def forward(self, batch: dict, columns: dict | None = None, meta_mask: torch.Tensor | None = None):
-        r, h = self.model(**batch)
+        r, h = packing.forward(self.model, batch)  # padded or packed (train.packing)
         if meta_mask is not None:  # MetaRM: the batch holds a meta batch's responses, group by group
             rewards = r.new_zeros(meta_mask.shape, dtype=torch.float32).masked_scatter(meta_mask, r.float())
             return metarm.difference_objective(rewards, meta_mask)
@@ -83,8 +83,12 @@ def _write_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def validate(accelerator, model: RewardModel, pairs, batch_size: int) -> dict:
-    """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes."""
+def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None) -> dict:
+    """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes.
+
+    With ``groups`` (a label per pair, e.g. its source), also ``by_group``: {label: {n, correct,
+    accuracy}} as ``accuracy_by_group``, so the end of the run need not score the pairs again.
+    """
     rank, world = accelerator.process_index, accelerator.num_processes
     idx = list(range(rank, len(pairs), world))
     items = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
@@ -94,8 +98,18 @@ def validate(accelerator, model: RewardModel, pairs, batch_size: int) -> dict:
                          float((r ** 2).sum())], dtype=torch.float64)
     n, correct, margin, rsum, rsq = accelerator.reduce(sums.to(accelerator.device), "sum").tolist()
     mean = rsum / max(2 * n, 1)
-    return {"n": int(n), "accuracy": correct / max(n, 1), "mean_margin": margin / max(n, 1),
-            "reward_mean": mean, "reward_std": math.sqrt(max(rsq / max(2 * n, 1) - mean ** 2, 0.0))}
+    out = {"n": int(n), "accuracy": correct / max(n, 1), "mean_margin": margin / max(n, 1),
+           "reward_mean": mean, "reward_std": math.sqrt(max(rsq / max(2 * n, 1) - mean ** 2, 0.0))}
+    if groups is not None:
+        labels = list(dict.fromkeys(groups))  # order of first appearance, the same on every rank
+        counts = torch.zeros(len(labels), 2, dtype=torch.float64)
+        where = {g: k for k, g in enumerate(labels)}
+        for j, i in enumerate(idx):
+            counts[where[groups[i]]] += torch.tensor([1.0, float(rc[j] > rr[j])], dtype=torch.float64)
+        counts = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
+        out["by_group"] = {g: {"n": int(c[0]), "correct": int(c[1]), "accuracy": c[1] / c[0]}
+                           for g, c in zip(labels, counts)}
+    return out
 
 
 def train(cfg: RunConfig, *, resume: bool = False) -> dict:
@@ -132,10 +146,16 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
+    packing.enable(model, tc.packing)
+    if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
     train_pairs = encode_pairs(model, tables.train)
     val_pairs = encode_pairs(model, tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
+    lengths = batching.pair_lengths(train_pairs) if tc.group_by_length else None
     meta_groups = None
     if cfg.metarm is not None:  # responses grouped by prompt from the shifted distribution
         mc = cfg.metarm
@@ -191,6 +211,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, pairs
     meta_logs: dict = {}
     last_val: dict = {}
+    by_source: dict | None = None
+    if val_pairs is not None and len(val_pairs):
+        val_sources = ([tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source")
+                       else ["all"] * len(val_pairs))
     interrupted = 0
     module.train()
     with _StopFlag() as stop:
@@ -207,8 +231,12 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                     accelerator, module, inner, meta_groups, cfg.metarm, seed=tc.seed, step=progress.step,
                     measure_after=progress.step + cfg.metarm.every >= next_log)
             for k in range(n_micro):
-                idx = micro_batch_indices(len(train_pairs), tc.seed, progress.micro, global_batch, rank, world)
-                batch, cols = collate_pairs(inner.model, train_pairs, idx)
+                idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
+                                                 tc.group_by_length, lengths)
+                batch, cols = batching.make_batch(inner.model, train_pairs, idx, tc.packing)
+                tokens = packing.token_counts(batch)
+                progress.tokens += tokens[0] * world
+                progress.real_tokens += tokens[1] * world
                 batch = {key: v.to(accelerator.device) for key, v in batch.items()}
                 cols = {key: v.to(accelerator.device) for key, v in cols.items()}
                 sync = k == n_micro - 1
@@ -243,8 +271,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 if bar is not None:
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
-                last_val = {"step": progress.step, "split": "validation",
-                            **validate(accelerator, inner.model, val_pairs, tc.eval_batch_size)}
+                val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources)
+                by_source = val.pop("by_group")
+                last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
                 inner.model.train()
             if bar is not None:
@@ -264,7 +293,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         return {"interrupted": True, "signal": interrupted, "step": progress.step,
                 "checkpoint": str(checkpoint.latest(ckpt_root))}
 
-    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out)
+    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out, by_source)
 
 
 def _reset_single_process_state() -> None:
@@ -288,13 +317,18 @@ class _nullcontext:
         return False
 
 
-def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out) -> dict:
-    """Reward statistics, export, per-source validation accuracy, summary.json."""
+def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source) -> dict:
+    """Reward statistics, export, per-source validation accuracy (from the last validation, which
+    ran at the final step), summary.json."""
     tc = cfg.train
+    packing.disable(model)  # the exported config names plain sdpa attention
     summary: dict = {
         "steps": progress.step, "pairs_seen": progress.pairs_seen,
         "train_seconds": round(progress.train_seconds, 2),
         "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
+        "tokens": {"processed": progress.tokens, "real": progress.real_tokens,
+                   "padding_fraction": 1.0 - progress.real_tokens / max(progress.tokens, 1),
+                   "packing": tc.packing, "group_by_length": tc.group_by_length},
         "n_train": len(train_pairs), "n_validation": len(val_pairs) if val_pairs is not None else 0,
         "data": tables.report, "truncation": {"train": dict(train_pairs.truncation),
                                               "dropped_train_pairs": train_pairs.dropped},
@@ -309,12 +343,8 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
             model.settings.reward_stats_n = int(len(r))
         model.save_pretrained(out / "model")
-        if val_pairs is not None and len(val_pairs):
-            items = val_pairs.chosen + val_pairs.rejected
-            r = model.score_encoded(items, batch_size=tc.eval_batch_size)
-            rc, rr = r[: len(val_pairs)], r[len(val_pairs):]
-            sources = [tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source") else ["all"] * len(rc)
-            summary["validation_by_source"] = accuracy_by_group(rc, rr, sources)
+        if by_source is not None:
+            summary["validation_by_source"] = by_source
         summary.update(run_info())
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     accelerator.wait_for_everyone()
