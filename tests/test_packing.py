@@ -144,16 +144,20 @@ def test_encoder_packed_matches_padding(pooling):
     rm.eval()  # dropout off: the two paths draw different masks
     chosen, rejected = _encode(rm)
     padded = _rewards_and_grads(rm, rm.collate(chosen + rejected))
-    packing.enable(rm, "padding_free")
+    assert packing.enable(rm, "auto") == "padding_free"
     _assert_same(padded, _rewards_and_grads(rm, packing.pack_items(chosen + rejected)))
     with pytest.raises(ConfigError, match="encoder"):
         packing.enable(rm, "shared_prompt")
 
 
 def test_packing_needs_a_supported_pooling(tiny_llama_dir):
+    assert packing.resolve_mode(RewardModel.from_backbone(str(tiny_llama_dir), max_length=64), "auto") == "shared_prompt"
     rm = RewardModel.from_backbone(str(tiny_llama_dir), max_length=64, pooling="native")
+    assert packing.enable(rm, "auto") == "none"  # auto falls back to padding
     with pytest.raises(ConfigError, match="native"):
         packing.enable(rm, "padding_free")
+    with pytest.raises(ConfigError, match="packing must be one of"):
+        packing.enable(rm, "flat")
     with pytest.raises(ConfigError, match="packing.enable"):
         packing.forward(rm, packing.pack_items(_encode(rm)[0]))
 
@@ -166,9 +170,10 @@ def test_train_packed_and_grouped_exports_a_plain_model(tmp_path):
         "output_dir": str(tmp_path / "run"), "model": {"name_or_path": "minilm", "max_length": 64},
         "data": {"train": str(sample_path()), "val_fraction": 0.2, "max_train_pairs": 32, "max_val_pairs": 24},
         "train": {"max_steps": 3, "batch_size": 4, "lr": 1e-4, "eval_every": 3, "save_every": 100,
-                  "progress": False, "reward_stats_max_pairs": 8, "packing": "padding_free",
+                  "progress": False, "reward_stats_max_pairs": 8,
                   "group_by_length": True, "disable_dropout": True}})
     summary = train(cfg)
+    assert summary["tokens"]["packing"] == "padding_free"  # auto, for an encoder
     assert summary["tokens"]["padding_fraction"] == 0.0 and summary["tokens"]["processed"] > 0
     model_dir = tmp_path / "run" / "model"
     assert "rewardlab_varlen" not in (model_dir / "config.json").read_text()

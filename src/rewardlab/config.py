@@ -69,7 +69,7 @@ class TrainConfig(_Strict):
     # padding, or with each pair's prompt encoded once (decoders).
     group_by_length: bool = False
     disable_dropout: bool = False  # TRL's RewardTrainer disables dropout by default (25% of a MiniLM step here)
-    packing: Literal["none", "padding_free", "shared_prompt"] = "none"
+    packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
 
 
 class MetaRMConfig(_Strict):

@@ -37,7 +37,7 @@ from rewardlab.errors import ConfigError
 from rewardlab.models.inputs import Encoded
 
 ATTENTION = "rewardlab_varlen"
-PACKING_MODES = ("none", "padding_free", "shared_prompt")
+PACKING_MODES = ("auto", "none", "padding_free", "shared_prompt")
 SEGMENTS_KWARG = "rewardlab_segments"
 
 
@@ -196,24 +196,46 @@ def register() -> None:
     AttentionMaskInterface.register(ATTENTION, _mask_or_none)
 
 
-def enable(reward_model, mode: str) -> None:
-    """Check that ``mode`` fits the model and switch its attention to ``rewardlab_varlen``."""
-    if mode not in PACKING_MODES:
-        raise ConfigError(f"packing must be one of {PACKING_MODES}, got {mode!r}")
-    if mode == "none":
-        return
+def supported(reward_model, mode: str) -> str | None:
+    """Why ``mode`` cannot run on this model (None when it can)."""
     pooling = reward_model.settings.pooling
     if pooling == "native":
-        raise ConfigError("packing needs pooling last, cls or mean (native runs the model's own padded forward)")
+        return "packing needs pooling last, cls or mean (native runs the model's own padded forward)"
     if mode == "shared_prompt" and pooling != "last":
-        raise ConfigError("packing 'shared_prompt' needs a decoder with 'last' pooling: an encoder's prompt "
-                          "tokens attend to the response, so chosen and rejected cannot share them")
-    register()
+        return ("packing 'shared_prompt' needs a decoder with 'last' pooling: an encoder's prompt tokens attend "
+                "to the response, so chosen and rejected cannot share them")
     model = reward_model.model
-    current = model.config._attn_implementation
-    if current not in ("sdpa", ATTENTION):
-        raise ConfigError(f"packing runs on the sdpa attention path; this model uses {current!r}")
-    model.set_attn_implementation(ATTENTION)
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if current not in ("sdpa", ATTENTION) or not hasattr(model, "set_attn_implementation"):
+        return f"packing runs on transformers' sdpa attention path; this model uses {current!r}"
+    return None
+
+
+def resolve_mode(reward_model, mode: str) -> str:
+    """``auto``: ``shared_prompt`` for decoders ('last' pooling), ``padding_free`` for encoders,
+    ``none`` where neither runs (native pooling, another attention path); other modes as given."""
+    if mode not in PACKING_MODES:
+        raise ConfigError(f"packing must be one of {PACKING_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    for candidate in ("shared_prompt", "padding_free"):
+        if supported(reward_model, candidate) is None:
+            return candidate
+    return "none"
+
+
+def enable(reward_model, mode: str) -> str:
+    """Resolve ``mode``, check that it fits the model, switch its attention to ``rewardlab_varlen``;
+    returns the mode in effect."""
+    mode = resolve_mode(reward_model, mode)
+    if mode == "none":
+        return mode
+    problem = supported(reward_model, mode)
+    if problem is not None:
+        raise ConfigError(problem)
+    register()
+    reward_model.model.set_attn_implementation(ATTENTION)
+    return mode
 
 
 def disable(reward_model) -> None:

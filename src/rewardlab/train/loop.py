@@ -146,7 +146,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
-    packing.enable(model, tc.packing)
+    packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports
     if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
         for m in model.modules():
             if isinstance(m, nn.Dropout):
@@ -233,7 +233,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
             for k in range(n_micro):
                 idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
                                                  tc.group_by_length, lengths)
-                batch, cols = batching.make_batch(inner.model, train_pairs, idx, tc.packing)
+                batch, cols = batching.make_batch(inner.model, train_pairs, idx, packing_mode)
                 tokens = packing.token_counts(batch)
                 progress.tokens += tokens[0] * world
                 progress.real_tokens += tokens[1] * world
@@ -293,7 +293,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         return {"interrupted": True, "signal": interrupted, "step": progress.step,
                 "checkpoint": str(checkpoint.latest(ckpt_root))}
 
-    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out, by_source)
+    summary_tokens = {"packing": packing_mode, "group_by_length": tc.group_by_length}
+    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
+                   summary_tokens)
 
 
 def _reset_single_process_state() -> None:
@@ -317,7 +319,8 @@ class _nullcontext:
         return False
 
 
-def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source) -> dict:
+def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
+            layout) -> dict:
     """Reward statistics, export, per-source validation accuracy (from the last validation, which
     ran at the final step), summary.json."""
     tc = cfg.train
@@ -328,7 +331,7 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
         "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
         "tokens": {"processed": progress.tokens, "real": progress.real_tokens,
                    "padding_fraction": 1.0 - progress.real_tokens / max(progress.tokens, 1),
-                   "packing": tc.packing, "group_by_length": tc.group_by_length},
+                   **layout},
         "n_train": len(train_pairs), "n_validation": len(val_pairs) if val_pairs is not None else 0,
         "data": tables.report, "truncation": {"train": dict(train_pairs.truncation),
                                               "dropped_train_pairs": train_pairs.dropped},
