@@ -134,6 +134,9 @@ def test_decoder_packed_and_shared_prompt_match_padding(tiny_llama_dir):
     assert (shared["shared"] > 5).all()  # the rendered prompt is shared
     assert shared["input_ids"].numel() < sum(len(e.input_ids) for e in chosen + rejected)
     _assert_same(padded, _rewards_and_grads(rm, shared))
+    rc, rr = packing.score_pairs(rm, chosen, rejected, pairs_per_batch=3)  # validation's packed scoring
+    np.testing.assert_allclose(np.concatenate([rc, rr]), padded[0].double().numpy(), rtol=0, atol=1e-4)
+    assert rm.training is False
     rm.settings.padding_side = "left"  # the padded reference does not depend on the side
     _assert_same(_rewards_and_grads(rm, rm.collate(chosen + rejected)), _rewards_and_grads(rm, shared))
 

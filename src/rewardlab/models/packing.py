@@ -275,3 +275,28 @@ def forward(reward_model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     dropout = getattr(model, "dropout", None)
     z = dropout(h) if dropout is not None else h
     return model.classifier(z).squeeze(-1), h
+
+
+@torch.no_grad()
+def score_pairs(reward_model, chosen: list[Encoded], rejected: list[Encoded], *, pairs_per_batch: int = 8,
+                mode: str = "shared_prompt"):
+    """Rewards of (chosen, rejected) pairs through packed batches, pairs sorted by length: float64
+    numpy arrays (chosen, rejected). ``mode`` as :func:`enable` resolved it (not ``none``)."""
+    import numpy as np
+
+    rm = reward_model
+    was_training = rm.training
+    rm.eval()
+    n = len(chosen)
+    rc, rr = np.zeros(n), np.zeros(n)
+    device = next(rm.parameters()).device
+    order = sorted(range(n), key=lambda i: len(chosen[i].input_ids) + len(rejected[i].input_ids))
+    for start in range(0, n, pairs_per_batch):
+        idx = order[start:start + pairs_per_batch]
+        c, r = [chosen[i] for i in idx], [rejected[i] for i in idx]
+        batch = pack_shared_prompt(c, r) if mode == "shared_prompt" else pack_items(c + r)
+        rewards, _ = forward(rm, {k: v.to(device) for k, v in batch.items()})
+        rewards = rewards.float().cpu().numpy()
+        rc[idx], rr[idx] = rewards[:len(idx)], rewards[len(idx):]
+    rm.train(was_training)
+    return rc, rr

@@ -83,7 +83,8 @@ def _write_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None) -> dict:
+def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None,
+             packing_mode: str = "none") -> dict:
     """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes.
 
     With ``groups`` (a label per pair, e.g. its source), also ``by_group``: {label: {n, correct,
@@ -91,9 +92,14 @@ def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: li
     """
     rank, world = accelerator.process_index, accelerator.num_processes
     idx = list(range(rank, len(pairs), world))
-    items = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
-    r = model.score_encoded(items, batch_size=batch_size) if items else np.zeros(0)
-    rc, rr = r[: len(idx)], r[len(idx):]
+    if packing_mode != "none" and idx:  # the training layout: shared prompt for decoders
+        rc, rr = packing.score_pairs(model, [pairs.chosen[i] for i in idx], [pairs.rejected[i] for i in idx],
+                                     pairs_per_batch=max(batch_size // 2, 1), mode=packing_mode)
+        r = np.concatenate([rc, rr])
+    else:
+        items = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
+        r = model.score_encoded(items, batch_size=batch_size) if items else np.zeros(0)
+        rc, rr = r[: len(idx)], r[len(idx):]
     sums = torch.tensor([len(idx), float((rc > rr).sum()), float((rc - rr).sum()), float(r.sum()),
                          float((r ** 2).sum())], dtype=torch.float64)
     n, correct, margin, rsum, rsq = accelerator.reduce(sums.to(accelerator.device), "sum").tolist()
@@ -271,7 +277,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 if bar is not None:
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
-                val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources)
+                val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
+                               packing_mode=packing_mode)
                 by_source = val.pop("by_group")
                 last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
