@@ -195,3 +195,20 @@ def test_train_packed_and_grouped_exports_a_plain_model(tmp_path):
         assert (got[k]["n"], got[k]["correct"]) == (expected[k]["n"], expected[k]["correct"]), k
         assert got[k]["accuracy"] == pytest.approx(expected[k]["accuracy"])
     assert val[-1]["accuracy"] == pytest.approx(summary["validation"]["accuracy"])
+
+
+def test_score_pairs_shares_the_prompt_for_decoders(tiny_llama_dir):
+    from rewardlab.data import PreferenceTable
+
+    rm = RewardModel.from_backbone(str(tiny_llama_dir), max_length=48, overlength="drop")
+    records = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in zip(PROMPTS * 2, CHOSEN * 2, REJECTED[::-1] * 2)]
+    table = PreferenceTable.from_records(records, [f"t:{i}" for i in range(len(records))], "explicit")
+    shared = rm.score_pairs(table, batch_size=4, return_features=True)
+    assert rm.model.config._attn_implementation == "sdpa"  # restored
+    n = len(table)
+    padded, feats = rm.score(list(table["prompt"]) * 2, list(table["chosen"]) + list(table["rejected"]),
+                             return_features=True)
+    np.testing.assert_allclose(shared["reward_chosen"], padded[:n], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(shared["reward_rejected"], padded[n:], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(shared["features_rejected"], feats[n:], atol=1e-4, rtol=1e-4)
+    assert sum(rm.last_truncation.values()) == 2 * n

@@ -300,3 +300,53 @@ def score_pairs(reward_model, chosen: list[Encoded], rejected: list[Encoded], *,
         rc[idx], rr[idx] = rewards[:len(idx)], rewards[len(idx):]
     rm.train(was_training)
     return rc, rr
+
+
+def score_table_pairs(reward_model, table, *, batch_size: int = 16, return_features: bool = False,
+                      progress: bool = False) -> dict:
+    """``RewardModel.score_pairs`` with each pair's prompt encoded once (decoders): the same
+    dict, the same over-length handling (``drop`` scores truncated from the right; counts in
+    ``last_truncation``). The model's attention is restored afterwards."""
+    import numpy as np
+    from collections import Counter
+
+    from rewardlab.models.inputs import encode
+
+    rm, s = reward_model, reward_model.settings
+    policy = "truncate_right" if s.overlength == "drop" else s.overlength
+    chosen = [encode(rm.tokenizer, s.render, p, c, s.max_length, policy) for p, c in zip(table["prompt"], table["chosen"])]
+    rejected = [encode(rm.tokenizer, s.render, p, r, s.max_length, policy)
+                for p, r in zip(table["prompt"], table["rejected"])]
+    rm.last_truncation = Counter(e.status for e in chosen + rejected)
+    n = len(chosen)
+    out = {"reward_chosen": np.zeros(n), "reward_rejected": np.zeros(n)}
+    if return_features:
+        out["features_chosen"] = np.zeros((n, rm.feature_dim), dtype=np.float32)
+        out["features_rejected"] = np.zeros((n, rm.feature_dim), dtype=np.float32)
+    before = rm.model.config._attn_implementation
+    was_training = rm.training
+    enable(rm, "shared_prompt")
+    rm.eval()
+    device = next(rm.parameters()).device
+    per = max(batch_size // 2, 1)
+    order = sorted(range(n), key=lambda i: len(chosen[i].input_ids) + len(rejected[i].input_ids))
+    starts = range(0, n, per)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="scoring", unit="batch")
+    try:
+        with torch.no_grad():
+            for start in starts:
+                idx = order[start:start + per]
+                batch = pack_shared_prompt([chosen[i] for i in idx], [rejected[i] for i in idx])
+                r, h = forward(rm, {k: v.to(device) for k, v in batch.items()})
+                r, k = r.float().cpu().numpy(), len(idx)
+                out["reward_chosen"][idx], out["reward_rejected"][idx] = r[:k], r[k:]
+                if return_features:
+                    h = h.float().cpu().numpy()
+                    out["features_chosen"][idx], out["features_rejected"][idx] = h[:k], h[k:]
+    finally:
+        rm.model.set_attn_implementation(before)
+        rm.train(was_training)
+    return out
