@@ -289,7 +289,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as tmp:
         work = Path(tmp)
         data = prepare_data(args, work)
-        print(f"data: {json.dumps({k: {x: v[x] for x in ('n', 'fitting', 'of')} for k, v in data.items()})}", flush=True)
+        counts = {k: {x: v[x] for x in ("n", "fitting", "of")} for k, v in data.items()}
+        print(f"data: {json.dumps(counts)}", flush=True)
         runs = []
         for rep in range(args.repeats):
             for arm in args.arms + (args.once if rep == 0 else []):

@@ -154,7 +154,8 @@ def test_encoder_packed_matches_padding(pooling):
 
 
 def test_packing_needs_a_supported_pooling(tiny_llama_dir):
-    assert packing.resolve_mode(RewardModel.from_backbone(str(tiny_llama_dir), max_length=64), "auto") == "shared_prompt"
+    decoder = RewardModel.from_backbone(str(tiny_llama_dir), max_length=64)
+    assert packing.resolve_mode(decoder, "auto") == "shared_prompt"
     rm = RewardModel.from_backbone(str(tiny_llama_dir), max_length=64, pooling="native")
     assert packing.enable(rm, "auto") == "none"  # auto falls back to padding
     with pytest.raises(ConfigError, match="native"):
@@ -201,7 +202,8 @@ def test_score_pairs_shares_the_prompt_for_decoders(tiny_llama_dir):
     from rewardlab.data import PreferenceTable
 
     rm = RewardModel.from_backbone(str(tiny_llama_dir), max_length=48, overlength="drop")
-    records = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in zip(PROMPTS * 2, CHOSEN * 2, REJECTED[::-1] * 2)]
+    records = [{"prompt": p, "chosen": c, "rejected": r}
+               for p, c, r in zip(PROMPTS * 2, CHOSEN * 2, REJECTED[::-1] * 2)]
     table = PreferenceTable.from_records(records, [f"t:{i}" for i in range(len(records))], "explicit")
     shared = rm.score_pairs(table, batch_size=4, return_features=True)
     assert rm.model.config._attn_implementation == "sdpa"  # restored

@@ -314,9 +314,8 @@ def score_table_pairs(reward_model, table, *, batch_size: int = 16, return_featu
 
     rm, s = reward_model, reward_model.settings
     policy = "truncate_right" if s.overlength == "drop" else s.overlength
-    chosen = [encode(rm.tokenizer, s.render, p, c, s.max_length, policy) for p, c in zip(table["prompt"], table["chosen"])]
-    rejected = [encode(rm.tokenizer, s.render, p, r, s.max_length, policy)
-                for p, r in zip(table["prompt"], table["rejected"])]
+    chosen, rejected = ([encode(rm.tokenizer, s.render, p, y, s.max_length, policy)
+                         for p, y in zip(table["prompt"], table[side])] for side in ("chosen", "rejected"))
     rm.last_truncation = Counter(e.status for e in chosen + rejected)
     n = len(chosen)
     out = {"reward_chosen": np.zeros(n), "reward_rejected": np.zeros(n)}

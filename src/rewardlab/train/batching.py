@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from rewardlab.models import packing
-from rewardlab.train.collate import EncodedPairs, collate_pairs, epoch_order, micro_batch_indices, micro_batches_per_epoch
+from rewardlab.train.collate import (EncodedPairs, collate_pairs, epoch_order, micro_batch_indices,
+                                     micro_batches_per_epoch)
 
 MEGA_BATCHES = 50  # global batches per length-sorted mega-batch (transformers' LengthGroupedSampler uses 50)
 
