@@ -236,6 +236,12 @@ from rewardlab.commands_strength import denoise, strength  # noqa: E402
 
 app.command()(strength)
 app.command()(denoise)
+from rewardlab.commands_critic import critique  # noqa: E402
+
+app.command()(critique)
+from rewardlab.commands_serve import serve  # noqa: E402
+
+app.command()(serve)
 
 
 def main() -> None:  # pragma: no cover

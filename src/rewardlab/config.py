@@ -91,6 +91,18 @@ class MetaRMConfig(_Strict):
     on_error: Literal["raise", "skip"] = "raise"
 
 
+class LoraConfig(_Strict):
+    """LoRA adapters through peft (models/lora.py); names follow TRL's ``lora_*`` options.
+    ``auto`` targets every linear layer of the backbone and saves the reward head in full."""
+
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Literal["auto"] | list[str] = Field("auto", min_length=1)
+    modules_to_save: Literal["auto"] | list[str] = "auto"
+    export: Literal["merged", "adapter", "both"] = "merged"
+
+
 class RunConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = ModelConfig()
@@ -99,6 +111,7 @@ class RunConfig(_Strict):
     aux: list[dict[str, Any]] = []
     train: TrainConfig = TrainConfig()
     metarm: MetaRMConfig | None = None  # None: plain training, nothing changes
+    lora: LoraConfig | None = None  # None: full fine-tuning
     # Written by rewardlab into OUT/config.yaml (versions, git commit); ignored on input.
     run: dict[str, Any] | None = None
 

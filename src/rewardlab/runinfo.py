@@ -34,5 +34,20 @@ def git_commit(start: Path | None = None) -> str:
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def peak_memory(device=None) -> dict:
+    """Peak memory of this process so far: resident set size (``ru_maxrss``) and, on a CUDA
+    device, ``torch.cuda.max_memory_allocated``."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"rss_peak_bytes": int(rss if sys.platform == "darwin" else rss * 1024)}  # Linux reports KiB
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return out
+
+
 def run_info() -> dict:
     return {"versions": package_versions(), "git_commit": git_commit(), "platform": platform.platform()}

@@ -71,3 +71,49 @@ def joint_messages(prompt, response: str, critique: str | None = None, ask: str 
     if critique is not None:
         messages.append({"role": "assistant", "content": critique})
     return messages
+
+
+# Refinement (METHODS §5 step 3; a reconstruction, the paper does not publish its prompts).
+RANK_TEMPLATE = (
+    "Below are a user's request, an AI assistant's response, and a critique of that response.\n\n"
+    "[Request]\n{prompt}\n\n"
+    "[Response]\n{response}\n\n"
+    "[Critique]\n{critique}\n\n"
+    "How good is this critique: is it accurate, specific and useful? End with a last line of the form "
+    "'Score: N', where N is an integer from 1 (useless) to 10 (excellent)."
+)
+
+SUMM_TEMPLATE = (
+    "Below are a user's request, an AI assistant's response, and several critiques of that response.\n\n"
+    "[Request]\n{prompt}\n\n"
+    "[Response]\n{response}\n\n"
+    "{critiques}\n\n"
+    "Combine these critiques into one short critique that keeps their accurate points. End with a last "
+    "line of the form 'Score: N', where N is an integer from 1 (very bad) to 10 (excellent)."
+)
+
+
+def rank_request(prompt, response: str, critique: str, template: str = RANK_TEMPLATE) -> list[dict]:
+    """Chat messages asking the generator, as meta-judge, to score one critique."""
+    return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response,
+                                                        critique=critique)}]
+
+
+def summ_request(prompt, response: str, critiques: list[str], template: str = SUMM_TEMPLATE) -> list[dict]:
+    """Chat messages asking the generator to condense several critiques into one."""
+    block = "\n\n".join(f"[Critique {i}]\n{c}" for i, c in enumerate(critiques, 1))
+    return [{"role": "user", "content": template.format(prompt=prompt_as_text(prompt), response=response,
+                                                        critiques=block)}]
+
+# The score follow-up: small models often ramble past max_new_tokens without a score line. The
+# critique is continued as the assistant's own text with SCORE_PREFIX, and the number the model
+# writes next is the score (``rewardlab critique --score-followup``; a reconstruction). An extra
+# user turn asking for 'Score: N' did not work with SmolLM2-135M (it copied 'N' or repeated itself).
+SCORE_PREFIX = "\n\nOverall, I give the response a score of"
+
+
+def score_followup_request(prompt, response: str, critique: str, template: str = DEFAULT_CRITIQUE_TEMPLATE,
+                           prefix: str = SCORE_PREFIX) -> list[dict]:
+    """The critique conversation with the critique continued by ``prefix`` (a trailing assistant
+    message: generators continue it)."""
+    return critique_request(prompt, response, template) + [{"role": "assistant", "content": critique.rstrip() + prefix}]

@@ -205,8 +205,13 @@ def _file_unit(path: Path) -> _Unit:
 
 def _jsonl_rows(path: Path) -> Rows:
     """(line, object or DataError) for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(_decoded(f, path), start=1):
+    with path.open("rb") as f:  # decoded line by line, so a non-UTF-8 line is named by its number
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield number, DataError(str(err), expected="UTF-8 text")
+                continue
             if not line.strip():
                 continue
             try:

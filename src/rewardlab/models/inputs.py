@@ -36,7 +36,7 @@ class Encoded:
 
     input_ids: list[int]
     token_type_ids: list[int] | None
-    status: str  # ok | prompt_truncated | response_truncated | truncated_right | dropped
+    status: str  # ok | prompt_truncated | response_truncated | truncated_right | truncated_left | dropped
 
 
 def _messages_as_text(prompt) -> str:
@@ -102,6 +102,60 @@ def encode(tokenizer, mode: str, prompt, response: str, max_length: int, policy:
     ids = [ids[i] for i in keep]
     if type_ids is not None:
         type_ids = [type_ids[i] for i in keep]
+    return Encoded(ids, type_ids, status)
+
+
+def generation_marker(tokenizer) -> str | None:
+    """The text a chat template puts before an assistant turn (``add_generation_prompt``), e.g.
+    ``<|im_start|>assistant\n``; None when the template has no such suffix."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    turn = [{"role": "user", "content": "\x00rewardlab\x00"}]
+    bare = tokenizer.apply_chat_template(turn, tokenize=False)
+    prompted = tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+    marker = prompted[len(bare):] if prompted.startswith(bare) else ""
+    return marker or None
+
+
+def encode_text(tokenizer, mode: str, text: str, max_length: int, policy: str,
+                marker: str | None = None) -> Encoded:
+    """Encode one already-rendered text holding prompt and response together (e.g. OpenRLHF's query).
+
+    ``chat``: the text as is, no special tokens added (a chat rendering holds them). With the
+    template's generation ``marker`` in the text, it is split after its last occurrence into prompt
+    and response, tokenized separately and truncated exactly as :func:`encode` does a rendered
+    pair: the chat rendering of a conversation encodes to the same tokens as the pair.
+    ``concat``: the tokenizer's leading special tokens, then the text. ``pair``: one segment with
+    the tokenizer's special tokens (``[CLS] text [SEP]``). A text without a prompt/response split,
+    over length, is cut from the left under ``truncate_prompt_left`` (the response is at the end;
+    status ``truncated_left``), from the right under ``truncate_right``; ``drop`` marks it dropped.
+    """
+    if policy not in OVERLENGTH_POLICIES:
+        raise ConfigError(f"overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}")
+    type_ids = None
+    split = mode == "chat" and bool(marker) and marker in text
+    if mode == "pair":
+        enc = tokenizer(text, add_special_tokens=True)
+        ids = list(enc["input_ids"])
+        roles = list(enc.sequence_ids())
+        type_ids = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
+    elif split:
+        cut = text.rindex(marker) + len(marker)
+        p_ids = tokenizer(text[:cut], add_special_tokens=False)["input_ids"]
+        r_ids = tokenizer(text[cut:], add_special_tokens=False)["input_ids"]
+        ids = p_ids + r_ids
+        roles = [0] * len(p_ids) + [1] * len(r_ids)
+    else:
+        lead = [] if mode == "chat" else list(tokenizer("", add_special_tokens=True)["input_ids"])
+        body = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = lead + body
+        roles = [None] * len(lead) + [0] * len(body)
+    keep, status = _cut(ids, roles, max_length, policy)
+    ids = [ids[i] for i in keep]
+    if type_ids is not None:
+        type_ids = [type_ids[i] for i in keep]
+    if not split and status == "prompt_truncated":
+        status = "truncated_left"
     return Encoded(ids, type_ids, status)
 
 

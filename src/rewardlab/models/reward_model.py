@@ -55,7 +55,8 @@ class ModelSettings:
 def _is_decoder_style(model) -> bool:
     # Decoder sequence classifiers (Llama, Qwen, Mistral, GPT-2, ...) put a ``score`` Linear on
     # every position and pick the last token; encoders put a ``classifier`` on a pooled vector.
-    return isinstance(getattr(model, "score", None), nn.Linear)
+    head = getattr(model, "score", None)
+    return isinstance(getattr(head, "original_module", head), nn.Linear)  # peft (LoRA) wraps the head
 
 
 class RewardModel(nn.Module):
@@ -116,6 +117,10 @@ class RewardModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, dtype: torch.dtype | None = None) -> "RewardModel":
         """Reload a model saved by :meth:`save_pretrained` (or any 1-label sequence classifier)."""
+        if (Path(directory) / "adapter_config.json").is_file():  # a LoRA adapter export
+            from rewardlab.models.lora import load_adapter
+
+            return load_adapter(directory, dtype=dtype)
         directory = str(directory)
         tokenizer = backbone.load_tokenizer(directory)
         model = backbone.load_sequence_classifier(directory, dtype=dtype)

@@ -20,10 +20,10 @@ from torch import nn
 
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
-from rewardlab.models import packing
+from rewardlab.models import lora, packing
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
-from rewardlab.runinfo import run_info
+from rewardlab.runinfo import peak_memory, run_info
 from rewardlab.train import batching, checkpoint, metarm
 from rewardlab.train.collate import encode_pairs, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
@@ -152,6 +152,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
+    if cfg.lora is not None:  # adapters on the backbone; the reward head trains in full (models/lora.py)
+        lora.apply(model, cfg.lora)
     packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports
     if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
         for m in model.modules():
@@ -352,9 +354,14 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
             model.settings.reward_stats_n = int(len(r))
-        model.save_pretrained(out / "model")
+        summary["parameters"] = lora.parameter_counts(model)
+        if cfg.lora is None:
+            model.save_pretrained(out / "model")
+        else:  # merged and/or adapter export; the adapter's size goes into the summary
+            summary["lora"] = lora.export(model, cfg.lora, out / "model")
         if by_source is not None:
             summary["validation_by_source"] = by_source
+        summary["peak_memory"] = peak_memory(accelerator.device)
         summary.update(run_info())
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     accelerator.wait_for_everyone()

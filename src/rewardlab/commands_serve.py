@@ -1,0 +1,101 @@
+"""CLI command of the reward server: ``rewardlab serve``.
+
+Registered on the app in ``cli.py`` like the other command modules. Errors go to stderr as
+``error: ...`` with exit status 2 (``_fail`` below; to be replaced by the shared CLI helper once
+it lands).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rewardlab.errors import ConfigError, RewardlabError
+
+
+def _fail(err: Exception) -> None:
+    print(f"error: {err}", file=sys.stderr, flush=True)
+    raise typer.Exit(2)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory saved by rewardlab (OUT/model).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback unless told otherwise).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 takes a free one (printed at start).")] = 5000,
+    max_batch: Annotated[int, typer.Option(help="Most items per scoring call (micro-batch).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest a request waits for others to join its micro-batch.")] = 5.0,
+    max_padding: Annotated[float, typer.Option(
+        help="Most padding per forward pass (share of its tokens): a micro-batch is cut into passes of "
+             "similar lengths; 1 = one padded pass per micro-batch (GPUs).")] = 0.2,
+    api_key_env: Annotated[Optional[str], typer.Option(
+        help="Name of an environment variable holding the API key; requests then need "
+             "'Authorization: Bearer KEY' (all but /health).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads for scoring (default: torch's own).")] = None,
+    max_items: Annotated[int, typer.Option(help="Most items in one request.")] = 256,
+    max_chars: Annotated[int, typer.Option(help="Longest text (characters) in a request.")] = 100_000,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, MiB.")] = 8.0,
+    model_name: Annotated[Optional[str], typer.Option(help="Name the server reports (default: MODEL_DIR as given).")] = None,
+    drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish.")] = 30.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve a reward model over HTTP for RL loops: POST /get_reward (OpenRLHF), /classify (vLLM
+    classify subset, verl), /score (rewardlab pairs or chat messages); GET /health, /metrics.
+    Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits."""
+    from rewardlab.serve.protocol import Limits
+
+    try:
+        if max_batch < 1:
+            raise ConfigError(f"--max-batch must be at least 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
+        if not 0 <= max_padding <= 1:
+            raise ConfigError(f"--max-padding must be within [0, 1], got {max_padding}")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {threads}")
+        if min(max_items, max_chars) < 1 or max_body_mb <= 0:
+            raise ConfigError("--max-items, --max-chars and --max-body-mb must be positive")
+        api_key = None
+        if api_key_env is not None:
+            api_key = os.environ.get(api_key_env, "")
+            if not api_key:
+                raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
+        if not any((model_dir / f).is_file() for f in ("config.json", "adapter_config.json")):
+            raise ConfigError(f"{model_dir}: not a model directory (no config.json); give OUT/model of a run")
+        limits = Limits(max_items=max_items, max_chars=max_chars, max_body_bytes=int(max_body_mb * 2**20))
+        from rewardlab.serve.server import bind_socket
+
+        sock = bind_socket(host, port)
+    except RewardlabError as e:
+        _fail(e)
+
+    import torch
+
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.serve.app import create_app
+    from rewardlab.serve.server import run_server
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        rm = RewardModel.from_pretrained(model_dir)
+    except RewardlabError as e:
+        sock.close()
+        _fail(e)
+    name = model_name or str(model_dir)
+    app = create_app(rm, model_name=name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_padding=max_padding,
+                     limits=limits, api_key=api_key)
+    bound_host, bound_port = sock.getsockname()[:2]
+    _say(f"rewardlab serve: {name} ({rm.settings.render} render, {rm.settings.pooling} pooling, max length "
+         f"{rm.settings.max_length}) on http://{bound_host}:{bound_port} (max batch {max_batch}, max wait "
+         f"{max_wait_ms:g} ms, {torch.get_num_threads()} torch threads{', API key required' if api_key else ''})")
+    sig = run_server(app, sock, access_log=access_log, drain_timeout=drain_timeout)
+    if sig is not None:
+        _say(f"rewardlab serve: stopped by signal {sig} after finishing the requests in flight")
