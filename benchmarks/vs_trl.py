@@ -19,9 +19,17 @@ on_step_end; rewardlab: the loop's own step time; model loading, validation and 
 both), tokens through the model with padding and without, peak RSS, validation accuracy (each
 model scores the validation pairs with the inputs it trained on).
 
-    python benchmarks/vs_trl.py --model minilm --train-pairs 48 --steps 6 --repeats 3
-    python benchmarks/vs_trl.py --model smollm2-135m --train-pairs 16 --steps 2 --batch-size 8 --repeats 3 \\
-        --arms trl rewardlab rewardlab_shared --tag smollm2
+The committed results came from (run from the repository root, ../shared beside it):
+
+    python benchmarks/vs_trl.py --model minilm --train-pairs 96 --val-pairs 100 --steps 12 --batch-size 8 \
+        --repeats 3 --arms trl rewardlab rewardlab_grouped rewardlab_packed \
+        --once trl_dropout rewardlab_dropout --tag minilm
+    python benchmarks/vs_trl.py --model smollm2-135m --train-pairs 8 --val-pairs 16 --steps 2 --batch-size 4 \
+        --lr 2e-5 --repeats 2 --arms trl rewardlab_shared --tag smollm2
+    python benchmarks/vs_trl.py --model smollm2-135m --train-pairs 16 --val-pairs 24 --steps 4 --batch-size 4 \
+        --lr 2e-5 --repeats 3 --arms trl rewardlab_shared --once rewardlab_packed --tag smollm2_16
+    python benchmarks/vs_trl.py --model minilm --train-pairs 8 --val-pairs 16 --steps 1 --batch-size 8 \
+        --repeats 1 --arms trl --once trl_default --tag minilm_trl_default
 
 Writes benchmarks/results/vs_trl_<tag>.json and .md and prints the table.
 """
