@@ -8,7 +8,7 @@ Same backbone, pairs, hyperparameters, steps, seed and initial weights for every
 - TRL gets the token ids rewardlab encodes (its processed-dataset input, ``chosen_ids`` and
   ``rejected_ids``) and the model rewardlab builds (same head initialisation from the seed, same
   pad token). TRL runs in float32 without gradient checkpointing (its config defaults to bf16 and
-  gradient checkpointing; ``trl_default`` measures that once, as a finding, not as the reference),
+  gradient checkpointing; ``trl_default`` measures that as a finding, not as the reference),
   with TRL's default ``disable_dropout=True``; rewardlab arms set ``train.disable_dropout: true`` to do the
   same work (``*_dropout`` arms keep dropout on both sides: it costs about a quarter of a MiniLM step).
 - Each run is a fresh subprocess with ``torch.set_num_threads(--threads)``; arms alternate
@@ -28,8 +28,8 @@ The committed results came from (run from the repository root, ../shared beside 
         --lr 2e-5 --repeats 2 --arms trl rewardlab_shared --tag smollm2
     python benchmarks/vs_trl.py --model smollm2-135m --train-pairs 16 --val-pairs 24 --steps 4 --batch-size 4 \
         --lr 2e-5 --repeats 3 --arms trl rewardlab_shared --once rewardlab_packed --tag smollm2_16
-    python benchmarks/vs_trl.py --model minilm --train-pairs 8 --val-pairs 16 --steps 1 --batch-size 8 \
-        --repeats 1 --arms trl --once trl_default --tag minilm_trl_default
+    python benchmarks/vs_trl.py --model minilm --train-pairs 16 --val-pairs 16 --steps 2 --batch-size 8 \
+        --repeats 3 --arms trl trl_default --tag minilm_trl_default
 
 Writes benchmarks/results/vs_trl_<tag>.json and .md and prints the table.
 """
