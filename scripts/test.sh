@@ -6,4 +6,5 @@ VENV="${VENV:-.venv}"
 export EXTRAS="${EXTRAS:-dev,gbdt,ray,serve,lora,rl}"  # the tests cover LightGBM heads, Ray, the server, LoRA and TRL
 [ "${FRESH:-0}" = "1" ] && rm -rf "$VENV"
 VENV="$VENV" bash scripts/setup.sh
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+# pytest's default output: one line of progress per test file (tests/test_x.py ....  [ 12%])
+"$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

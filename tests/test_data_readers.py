@@ -474,3 +474,77 @@ def test_real_hh_survives_implicit_form_and_csv(tmp_path):
     )
     table.write(tmp_path / "hh.csv")
     assert load_preferences(tmp_path / "hh.csv").records() == table.records()
+
+
+# ---------------------------------------------------------------- messages a newcomer meets (issue 11)
+def test_non_utf8_names_the_line_and_column(tmp_path):
+    good = json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}).encode() + b"\n"
+    # Many good lines first: the decoder fails inside a later read buffer, whose offset is not the line's.
+    body = good * 3000 + b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(body)
+    with pytest.raises(DataError) as info:
+        load_preferences(path)
+    assert info.value.line == 3001 and info.value.expected == "UTF-8 text"
+    assert "0xe9 at column 16" in str(info.value) and f"{path}:3001" in str(info.value)
+    csv_path = tmp_path / "latin1.csv"
+    csv_path.write_bytes(b"prompt,chosen,rejected\np,a,b\np,\xff,b\n")
+    with pytest.raises(DataError) as info:
+        load_preferences(csv_path)
+    assert info.value.line == 3 and "0xff at column 3" in str(info.value)
+    json_path = tmp_path / "latin1.json"
+    json_path.write_bytes(b'[\n{"prompt": "p", "chosen": "a", "rejected": "b"},\n{"prompt": "\xe9"}]\n')
+    with pytest.raises(DataError) as info:
+        load_preferences(json_path)
+    assert info.value.line == 3
+
+
+def test_first_invalid_utf8_by_hand(tmp_path):
+    from rewardlab.data.readers import first_invalid_utf8
+
+    path = tmp_path / "x.txt"
+    path.write_bytes("é ok\n".encode() + b"ab\xc3(\n")  # a truncated 2-byte sequence at byte 3 of line 2
+    assert first_invalid_utf8(path) == (2, 3, b"\xc3")
+    path.write_bytes("fine\n".encode())
+    assert first_invalid_utf8(path) is None
+
+
+def test_invalid_json_column_is_the_files_column(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+                    '{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+                    '{"prompt": "p", "chosen": "a"\n'  # unterminated: the decoder says "line 2 column 1"
+                    '{"prompt": "p", "chosen": x}\n', encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_preferences(path)
+    message = str(info.value)
+    assert info.value.line == 3 and "at the end of the line (column 30)" in message
+    assert "line 2" not in message and "char" not in message
+    bad = tmp_path / "bad2.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": x}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="Expecting value at column 27"):  # the x, 1-based
+        load_preferences(bad)
+    doc = tmp_path / "bad.json"
+    doc.write_text('[\n  {"prompt": "p",,}\n]\n', encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_preferences(doc)
+    assert info.value.line == 2 and "column 18" in str(info.value)
+
+
+def test_missing_file_says_the_reason_first(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_preferences(tmp_path / "absent.jsonl")
+    assert str(info.value).startswith(f"{tmp_path / 'absent.jsonl'}: no such file or directory; a data spec is")
+
+
+def test_missing_column_lists_the_columns_and_the_mapping(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("question,good,bad\nq,a,b\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_preferences(path)
+    message = str(info.value)
+    assert info.value.line == 2 and info.value.field == "chosen"
+    assert "columns found are: question, good, bad" in message
+    assert "--chosen-key" in message and "data.chosen_key" in message
+    table = load_preferences(path, prompt_key="question", chosen_key="good", rejected_key="bad")
+    assert (table["prompt"], table["chosen"], table["rejected"]) == (["q"], ["a"], ["b"])

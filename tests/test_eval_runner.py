@@ -288,7 +288,7 @@ def test_cli_argument_errors(models, toy, tmp_path):
     neither = _cli("eval", "--model", models[0], "--out", tmp_path)
     missing = _cli("eval", "--model", tmp_path / "nope", "--data", toy / "code.jsonl", "--out", tmp_path / "o")
     assert both.exit_code == neither.exit_code == missing.exit_code == 2
-    assert "either --suite or --data" in both.output and "not a directory" in " ".join(missing.output.split())
+    assert "either --suite or --data" in both.output and "no such directory" in " ".join(missing.output.split())
     assert "loading" not in missing.output  # models are checked before any data is read
 
 
@@ -300,3 +300,55 @@ def test_chat_template_hash_is_recorded(tiny_llama_dir, toy, tmp_path):
     assert settings["render"] == "chat" and settings["chat_template_used"] is True
     assert settings["chat_template_sha256"] == hashlib.sha256(rm.tokenizer.chat_template.encode()).hexdigest()
     assert settings["pooling"] == "last"
+
+
+# ---------------------------------------------------------------- terminal notes and default output (issue 11)
+def test_tie_counts_and_dominance_warnings_by_hand():
+    from rewardlab.eval.runner import dominance_warnings, input_notes, tie_counts
+
+    rc = np.array([1.0, 2.0, 0.5, 0.5, 3.0])
+    rr = np.array([1.0, 1.0, 0.5, 0.7, 3.0])
+    ties = tie_counts(rc, rr, ["a", "a", "b", "b", "b"])
+    assert ties == {"a": {"n": 2, "ties": 1}, "b": {"n": 3, "ties": 2}}
+    truncation = {"d1": {"ok": 2, "response_truncated": 2}, "d2": {"ok": 6}}
+    lines = dominance_warnings(ties, truncation, {"a": "d1", "b": "d2"}, 128)
+    assert lines == [
+        "a: 1 of 2 pairs (50%) tie (equal rewards), and a tie counts as wrong; 50% of d1's responses were "
+        "truncated at max_length 128, so chosen and rejected often become identical inputs",
+        "b: 2 of 3 pairs (67%) tie (equal rewards), and a tie counts as wrong",
+    ]
+    # below the thresholds (10% ties, 25% truncated responses): nothing to say
+    assert dominance_warnings({"a": {"n": 20, "ties": 1}}, {"d1": {"ok": 4, "prompt_truncated": 1}}, {"a": "d1"}, 64) == []
+    # truncation without ties is said on its own
+    assert dominance_warnings({"a": {"n": 20, "ties": 0}}, {"d1": {"ok": 1, "truncated_right": 3}}, {"a": "d1"}, 64) == [
+        "d1: 3 of 4 responses (75%) were truncated at max_length 64: the model scored cut texts"]
+    assert input_notes({"skipped": {"chosen: expected a string": 2}, "empty_chosen": 1, "empty_rejected": 0,
+                        "identical": 3}, {"ok": 5, "prompt_truncated": 1, "response_truncated": 2}) == [
+        "skipped 2 bad row(s) (--skip-bad-rows): 2 x chosen: expected a string",
+        "empty responses (kept): 1 chosen, 0 rejected",
+        "identical pairs (chosen = rejected, kept; they tie): 3",
+        "truncated responses: 3 of 8 (prompt truncated 1, response truncated 2)",
+    ]
+    assert input_notes({}, {"ok": 4}) == []
+
+
+def test_eval_says_when_ties_dominate_and_writes_under_runs(models, tmp_path, monkeypatch):
+    from rewardlab.eval.runner import default_out_dir
+
+    assert default_out_dir(["runs/demo/model"], None, ["../shared/data/humanevalpack.jsonl"]) == \
+        Path("runs/eval/demo-model_humanevalpack")
+    assert default_out_dir(["a/model", "b/model"], "shared", []) == Path("runs/eval/a-model_b-model_shared")
+    rows = _rows(10, "x", 3)
+    for r in rows[:6]:
+        r["rejected"] = r["chosen"]  # identical: equal rewards, a tie
+    data = _write_jsonl(tmp_path / "same.jsonl", rows)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["eval", "--model", str(models[0]), "--data", str(data)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "warning: same: 6 of 10 pairs (60%) tie (equal rewards), and a tie counts as wrong" in text
+    assert "same: identical pairs (chosen = rejected, kept; they tie): 6" in text
+    out = tmp_path / "runs" / "eval" / "a-model_same"
+    assert (out / "results.json").is_file() and not (tmp_path / "eval").exists()
+    res = json.loads((out / "results.json").read_text())
+    assert res["models"]["a/model"]["ties"] == {"same": {"n": 10, "ties": 6}}

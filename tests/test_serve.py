@@ -498,7 +498,7 @@ def _cli(*args, env=None):
 
 def test_cli_errors(rm_dir, tmp_path):
     res = _cli(str(tmp_path / "missing"))
-    assert res.exit_code == 2 and "error:" in res.output and "not a model directory" in res.output
+    assert res.exit_code == 2 and "error:" in res.output and "no such directory" in res.output
     res = _cli(str(rm_dir), "--api-key-env", "REWARDLAB_TEST_UNSET_KEY")
     assert res.exit_code == 2 and "REWARDLAB_TEST_UNSET_KEY" in res.output
     res = _cli(str(rm_dir), "--max-batch", "0")

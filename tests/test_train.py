@@ -61,6 +61,7 @@ def trained_run(tmp_path_factory) -> Path:
     cfg = write_config(tmp, "base")
     res = cli("train", str(cfg))
     assert res.returncode == 0, res.stdout + res.stderr
+    assert f"outputs in {tmp / 'base'}/: model/" in " ".join(res.stdout.split())  # where the outputs are
     return tmp / "base"
 
 
@@ -77,15 +78,24 @@ def test_train_writes_every_output(trained_run):
     assert resolved["run"]["git_commit"]
     summary = json.loads((trained_run / "summary.json").read_text())
     assert summary["steps"] == 8 and summary["pairs_per_second"] > 0
+    assert summary["pairs_seen"] == 8 * 4 and summary["epochs"] == round(8 * 4 / summary["n_train"], 3)
     assert sum(v["n"] for v in summary["validation_by_source"].values()) == 24
     model_cfg = json.loads((trained_run / "model" / "config.json").read_text())
     assert model_cfg["rewardlab"]["reward_stats_n"] == 32 and model_cfg["rewardlab"]["max_length"] == 64
 
 
+def train_records(run: Path) -> dict[int, dict]:
+    """The last train record of each step (a killed run may have logged a step again after resuming)."""
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in records if r["split"] == "train"}
+
+
 def test_kill9_then_resume_equals_uninterrupted(tmp_path):
-    full = write_config(tmp_path, "full", max_steps=10)
+    # log_every 3, save_every 2: the checkpoints of steps 4 and 8 hold a half-open logging window,
+    # which must be restored so that the first train record after --resume is the uninterrupted one.
+    full = write_config(tmp_path, "full", max_steps=10, log_every=3)
     assert cli("train", str(full)).returncode == 0
-    cfg = write_config(tmp_path, "killed", max_steps=10)
+    cfg = write_config(tmp_path, "killed", max_steps=10, log_every=3)
     ckpts = tmp_path / "killed" / "checkpoints"
     proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,6 +109,11 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path):
     res = cli("train", str(cfg), "--resume")
     assert res.returncode == 0, res.stderr
     assert max_diff(weights(tmp_path / "full"), weights(tmp_path / "killed")) <= 1e-6
+    full_rec, resumed_rec = train_records(tmp_path / "full"), train_records(tmp_path / "killed")
+    assert sorted(full_rec) == sorted(resumed_rec) == [3, 6, 9, 10]
+    for step in full_rec:  # loss and accuracy over the same window of pairs, the same lr
+        for key in ("loss", "accuracy", "lr"):
+            assert abs(full_rec[step][key] - resumed_rec[step][key]) <= 1e-6, (step, key)
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
@@ -172,7 +187,8 @@ def test_bad_data_is_reported_by_the_cli(tmp_path):
     cfg.write_text(yaml.safe_dump({**small_config(tmp_path / "o"), "data": {"train": str(bad)}}))
     res = cli("train", str(cfg))
     assert res.returncode == 2
-    assert "bad.jsonl:2" in res.stdout and "chosen" in res.stdout
+    assert "bad.jsonl:2" in res.stderr and "chosen" in res.stderr and "error" not in res.stdout
+    assert "Traceback" not in res.stderr
 
 
 @pytest.mark.distributed

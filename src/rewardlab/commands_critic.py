@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from rewardlab.cli_common import console
+from rewardlab.cli_common import fail as _fail
 from rewardlab.errors import RewardlabError
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(err: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-    raise typer.Exit(2)
 
 
 def critique(
@@ -56,8 +49,10 @@ def critique(
     skip_bad_rows: Annotated[bool, typer.Option(help="Skip (and count) invalid rows instead of failing.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar (samples, tokens/s).")] = True,
 ) -> None:
-    """Critic-RM data (METHODS §5): N critiques per response, each ending with 'Score: N' (1-10);
-    consistency filters against the label; refinement to one critique per response. Writes the kept
+    """Write Critic-RM critiques of every response, filter them against the labels, refine them.
+
+    METHODS §5: N critiques per response, each ending with 'Score: N' (1-10); consistency filters
+    against the label; refinement to one critique per response. Writes the kept
     pairs to OUT, every pair and summary.json (counts, parse failures, histograms, filter counts per
     source) to the report directory."""
     from rewardlab.critic.filters import FilterConfig

@@ -15,29 +15,23 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from rewardlab.cli_common import console, fail, log
 from rewardlab.errors import RewardlabError
 
-console = Console()
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _log(message: str) -> None:
-    console.print(message, highlight=False)
+_fail, _log = fail, log  # the shared helpers of rewardlab.cli_common (errors on stderr, exit 2)
 
 
 def embed(
-    data: Annotated[list[str], typer.Argument(help="Data spec(s): file, directory or hf:NAME[:CONFIG][@SPLIT].")],
+    data: Annotated[list[str], typer.Argument(help="Data spec(s): file, directory or hf:NAME[:CONFIG]\\[@SPLIT].")],
     model: Annotated[str, typer.Option(help="Backbone: minilm, smollm2-135m, a directory, a .gguf file or a Hub name.")] = "minilm",
     pooling: Annotated[str, typer.Option(help="auto (last for decoders, cls for encoders), last, cls or mean.")] = "auto",
     layer: Annotated[int, typer.Option(help="Hidden state to read: -1 = last layer, 0 = token embeddings.")] = -1,
     max_length: Annotated[int, typer.Option(help="Max tokens per (prompt, response), as in training.")] = 512,
-    render: Annotated[str, typer.Option(help="auto, chat, pair or concat (see models/inputs.py).")] = "auto",
+    render: Annotated[str, typer.Option(
+        help="How (prompt, response) becomes one text: chat (the tokenizer's chat template), pair (encoders: "
+             "[CLS] prompt [SEP] response [SEP]), concat (prompt then response); auto = chat when the "
+             "tokenizer has a template, else pair for encoders and concat for decoders.")] = "auto",
     overlength: Annotated[str, typer.Option(help="truncate_prompt_left, truncate_right or drop (embedded truncated right).")] = "truncate_prompt_left",
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass (batched by length).")] = 16,
@@ -45,8 +39,9 @@ def embed(
     out: Annotated[Optional[Path], typer.Option(help="Also write the pairs' vectors: .npz with chosen, rejected, chosen_key, rejected_key.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Embed at most N pairs.")] = None,
 ) -> None:
-    """Embed every (prompt, response) of DATA into the on-disk cache (resumable; each distinct
-    response once); print counts and throughput."""
+    """Embed every (prompt, response) of DATA into the on-disk cache.
+
+    Resumable; each distinct (prompt, response) is embedded once. Prints counts and throughput."""
     import numpy as np
 
     from rewardlab.data import load_preferences
@@ -85,8 +80,10 @@ def study(
     fresh: Annotated[bool, typer.Option(help="Ignore finished cells and start over (old results kept as .old).")] = False,
     plots: Annotated[bool, typer.Option(help="Write plots at the end.")] = True,
 ) -> None:
-    """Run every cell of a study grid (resumable: finished cells are skipped); write
-    results.parquet, results.csv and plots in the study's output_dir."""
+    """Run every cell of a study grid (resumable).
+
+    Finished cells are skipped; writes results.parquet, results.csv and plots in the study's
+    output_dir."""
     from rewardlab.study.grid import load_study_config
     from rewardlab.study.runners import run_study
 
@@ -108,14 +105,20 @@ def study(
 def golden(
     data: Annotated[list[str], typer.Argument(help="Data spec(s) whose responses form the pool (grouped by prompt).")],
     out: Annotated[Path, typer.Option(help="Pool file to write (.parquet).")],
-    model: Annotated[Optional[Path], typer.Option(help="Golden = scores of this rewardlab model (OUT/model).")] = None,
-    column: Annotated[bool, typer.Option(help="Golden = the data's golden_chosen/golden_rejected columns.")] = False,
-    labels: Annotated[bool, typer.Option(help="Golden = verifiable labels: 1 only-chosen, 0 only-rejected.")] = False,
+    model: Annotated[Optional[str], typer.Option(
+        help="Golden = scores of this trained reward model (OUT/model). One of --model, --column, --labels is required.")] = None,
+    column: Annotated[bool, typer.Option(
+        help="Golden = the data's golden_chosen/golden_rejected columns. One of --model, --column, --labels is required.")] = False,
+    labels: Annotated[bool, typer.Option(
+        help="Golden = verifiable labels: 1 only-chosen, 0 only-rejected. One of --model, --column, --labels is required.")] = False,
     min_responses: Annotated[int, typer.Option(help="Keep prompts with at least N distinct responses.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Scoring batch size (with --model).")] = 16,
 ) -> None:
-    """Build a golden pool for studies: every distinct response per prompt with a true reward."""
+    """Build a golden pool for studies: every distinct response per prompt with a true reward.
+
+    Exactly one of --model, --column or --labels says where the true reward comes from."""
     from rewardlab.data.golden import build_pool
+    from rewardlab.models.locate import locate_model
 
     chosen = [name for name, on in (("model", model is not None), ("column", column), ("labels", labels)) if on]
     if len(chosen) != 1:
@@ -125,6 +128,8 @@ def golden(
     if model is not None:
         spec.update({"model": str(model), "batch_size": batch_size, "progress": sys.stderr.isatty()})
     try:
+        if model is not None:
+            locate_model(model, option="--model")  # before reading data: a wrong --model fails at once
         pool = build_pool(data, spec, min_responses=min_responses, log=_log)
         pool.write(out)
     except RewardlabError as e:

@@ -1,8 +1,8 @@
 """CLI command of the reward server: ``rewardlab serve``.
 
 Registered on the app in ``cli.py`` like the other command modules. Errors go to stderr as
-``error: ...`` with exit status 2 (``_fail`` below; to be replaced by the shared CLI helper once
-it lands).
+``error: ...`` with exit status 2 (``rewardlab.cli_common.fail``); MODEL_DIR is checked like every
+``--model`` (``rewardlab.models.locate``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rewardlab.cli_common import fail as _fail
 from rewardlab.errors import ConfigError, RewardlabError
-
-
-def _fail(err: Exception) -> None:
-    print(f"error: {err}", file=sys.stderr, flush=True)
-    raise typer.Exit(2)
 
 
 def _say(message: str) -> None:
@@ -46,7 +42,9 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish.")] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
-    """Serve a reward model over HTTP for RL loops: POST /get_reward (OpenRLHF), /classify (vLLM
+    """Serve a reward model over HTTP for RL loops (OpenRLHF, verl, TRL).
+
+    POST /get_reward (OpenRLHF), /classify (vLLM
     classify subset, verl), /score (rewardlab pairs or chat messages); GET /health, /metrics.
     Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits."""
     from rewardlab.serve.protocol import Limits
@@ -67,8 +65,9 @@ def serve(
             api_key = os.environ.get(api_key_env, "")
             if not api_key:
                 raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
-        if not any((model_dir / f).is_file() for f in ("config.json", "adapter_config.json")):
-            raise ConfigError(f"{model_dir}: not a model directory (no config.json); give OUT/model of a run")
+        from rewardlab.models.locate import locate_model
+
+        locate_model(model_dir, option="MODEL_DIR")  # the check of every --model, before the port is bound
         limits = Limits(max_items=max_items, max_chars=max_chars, max_body_bytes=int(max_body_mb * 2**20))
         from rewardlab.serve.server import bind_socket
 
@@ -78,14 +77,14 @@ def serve(
 
     import torch
 
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.locate import load_reward_model
     from rewardlab.serve.app import create_app
     from rewardlab.serve.server import run_server
 
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        rm = RewardModel.from_pretrained(model_dir)
+        rm = load_reward_model(model_dir, option="MODEL_DIR")
     except RewardlabError as e:
         sock.close()
         _fail(e)

@@ -10,7 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.commands_embed_study import _fail, _log, console
+from rewardlab.cli_common import console
+from rewardlab.cli_common import fail as _fail
+from rewardlab.cli_common import log as _log
 from rewardlab.errors import RewardlabError
 
 
@@ -35,9 +37,10 @@ def strength(
     limit: Annotated[Optional[int], typer.Option(help="Use at most N pairs.")] = None,
     skip_bad_rows: Annotated[bool, typer.Option(help="Skip (and count) invalid rows instead of failing.")] = False,
 ) -> None:
-    """Preference strength of every pair from an ensemble of reward models, cross-fitted: each
-    pair is scored only by members that did not train on it. Writes the data back with
-    strength_mean (μ̂) and strength_std (σ̂), and a summary with plots (report.html)."""
+    """Preference strength of every pair from an ensemble of reward models.
+
+    Cross-fitted: each pair is scored only by members that did not train on it. Writes the data
+    back with strength_mean (μ̂) and strength_std (σ̂), and a summary with plots (report.html)."""
     from rewardlab.strength.run import run_strength
 
     try:
@@ -74,8 +77,10 @@ def denoise(
     keep: Annotated[Optional[float], typer.Option(help="top_subset: share of highest-μ̂ pairs to keep.")] = None,
     scale: Annotated[Optional[float], typer.Option(help="adaptive_margin: margin = scale * max(μ̂, 0).")] = None,
 ) -> None:
-    """Apply a denoising recipe: write the data (with a flip column or only the kept pairs) and
-    print the objective to train it with (`rewardlab train CONFIG --set data.train=OUT --set ...`)."""
+    """Apply a denoising recipe to data with strength_mean.
+
+    Writes the data (with a flip column or only the kept pairs) and prints the objective to train
+    it with (`rewardlab train CONFIG --set data.train=OUT --set ...`)."""
     import yaml
 
     from rewardlab.data import load_preferences

@@ -226,10 +226,18 @@ def _response(row: dict, key: str, prompt: list[dict], text_ok: bool) -> str:
 
 
 def _required(row: dict, key: str) -> Any:
-    """``row[key]``, or a DataError naming the missing field."""
+    """``row[key]``, or a DataError naming the missing field, the columns found and how to map them."""
     if key not in row:
-        raise DataError("missing field", field=key, expected=_ANY)
+        raise DataError(missing_column_message(list(row)), field=key, expected=_ANY)
     return row[key]
+
+
+def missing_column_message(found: list) -> str:
+    """The columns a row has, and how to name the ones that hold prompt, chosen and rejected."""
+    shown = ", ".join(str(c) for c in found[:20]) + (f", ... ({len(found)} in all)" if len(found) > 20 else "")
+    return (f"missing column; the columns found are: {shown or '(none)'}. Map yours with "
+            "--prompt-key/--chosen-key/--rejected-key (score, eval --data) or data.prompt_key, "
+            "data.chosen_key, data.rejected_key in a run config")
 
 
 def _string(row: dict, key: str, fmt: str) -> str:

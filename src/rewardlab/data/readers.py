@@ -159,8 +159,8 @@ def _units(spec: Any) -> Iterator[_Unit]:
         yield _hub_unit(parsed)
         return
     path = Path(parsed.target)
-    if not path.exists():
-        raise DataError("no such file or directory", file=str(path), expected=ACCEPTED)
+    if not path.exists():  # the reason first, then what a spec may be
+        raise DataError(f"no such file or directory; a data spec is {ACCEPTED}", file=str(path))
     if path.is_dir():
         yield from _directory_units(path, parsed.split)
     elif parsed.split is not None:
@@ -209,23 +209,66 @@ def _jsonl_rows(path: Path) -> Rows:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield number, DataError(str(err), expected="UTF-8 text")
+            except UnicodeDecodeError as err:  # a row error: --skip-bad-rows / on_error: skip skips it
+                yield number, DataError(utf8_message(raw, err), expected="UTF-8 text")
                 continue
             if not line.strip():
                 continue
             try:
                 yield number, json.loads(line)
             except json.JSONDecodeError as err:
-                yield number, DataError(f"invalid JSON: {err}", expected="a JSON object")
+                yield number, DataError(json_error_message(err, line), expected="a JSON object")
+
+
+def json_error_message(err: json.JSONDecodeError, line: str) -> str:
+    """``invalid JSON: <reason> at column N`` for a decoding error within one line of a file.
+
+    ``json`` counts lines and columns within the string it was given; a JSONL line ends in its
+    newline, so an unterminated object is reported at "line 2 column 1" of that string. The
+    column here is within the file's line (1-based); the end of the line is said as such.
+    """
+    text = line.rstrip("\r\n")
+    if err.pos >= len(text):
+        return f"invalid JSON: {err.msg} at the end of the line (column {len(text) + 1})"
+    return f"invalid JSON: {err.msg} at column {err.pos + 1}"
+
+
+def first_invalid_utf8(path: Path) -> tuple[int, int, bytes] | None:
+    """(1-based line, 1-based byte column, the bad bytes) of the first invalid UTF-8 in a file."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return number, err.start + 1, raw[err.start:err.end]
+    return None
+
+
+def utf8_message(raw: bytes, err: UnicodeDecodeError) -> str:
+    """What is wrong in one line's bytes: ``byte 0xe9 at column 16 is not UTF-8; ...`` (pure)."""
+    return _bad_bytes(raw[err.start:err.end], err.start + 1)
+
+
+def _bad_bytes(bad: bytes, column: int) -> str:
+    shown = " ".join(f"0x{b:02x}" for b in bad)
+    return f"byte {shown} at column {column} is not UTF-8; re-save the file as UTF-8"
+
+
+def _utf8_error(path: Path, err: UnicodeDecodeError) -> DataError:
+    """A DataError naming the line (not the decoder's offset within a read buffer)."""
+    found = first_invalid_utf8(path)
+    if found is None:  # pragma: no cover - the decoder failed, so a line fails too
+        return DataError(str(err), file=str(path), expected="UTF-8 text")
+    line, column, bad = found
+    return DataError(_bad_bytes(bad, column), file=str(path), line=line, expected="UTF-8 text")
 
 
 def _decoded(lines: Iterator[str], path: Path) -> Iterator[str]:
-    """Lines of a text file, a decoding failure turned into a file-level DataError."""
+    """Lines of a text file, a decoding failure turned into a file-level DataError naming the line."""
     try:
         yield from lines
     except UnicodeDecodeError as err:
-        raise DataError(str(err), file=str(path), expected="UTF-8 text") from err
+        raise _utf8_error(path, err) from err
 
 
 def _csv_rows(path: Path, delimiter: str) -> Rows:
@@ -281,10 +324,11 @@ def _json_rows(path: Path) -> Rows:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(
-            f"invalid JSON: {err.msg}", file=str(path), line=err.lineno, expected="a JSON document"
+            f"invalid JSON: {err.msg} at column {err.colno}", file=str(path), line=err.lineno,
+            expected="a JSON document"
         ) from err
     except UnicodeDecodeError as err:
-        raise DataError(str(err), file=str(path), expected="UTF-8 text") from err
+        raise _utf8_error(path, err) from err
     if isinstance(data, dict):
         data = next((data[k] for k in _JSON_LIST_KEYS if isinstance(data.get(k), list)), data)
     if not isinstance(data, list):

@@ -38,6 +38,7 @@ from rewardlab.data import load_preferences
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import metrics
 from rewardlab.eval.suites import load_suite, rows_by_subset, score_suite
+from rewardlab.models.locate import REWARD_MODEL, load_reward_model, locate_model
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.runinfo import run_info
 
@@ -52,6 +53,10 @@ __all__ = [
     "unique_names",
     "model_settings",
     "write_json",
+    "tie_counts",
+    "dominance_warnings",
+    "input_notes",
+    "default_out_dir",
 ]
 
 RESULTS_FORMAT = "rewardlab.eval/1"
@@ -187,11 +192,12 @@ def _prepare_suite(suite, limit: int | None, log: Log) -> tuple[list[_Part], dic
     return parts, data_info, sub_info
 
 
-def _prepare_data(specs: Sequence[str], limit: int | None, log: Log) -> tuple[list[_Part], dict, dict]:
+def _prepare_data(specs: Sequence[str], limit: int | None, log: Log,
+                  options: dict | None = None) -> tuple[list[_Part], dict, dict]:
     parts, data_info, sub_info = [], {}, {}
     for spec, name in zip(specs, unique_names(list(specs), base=dataset_name)):
         log(f"loading {name}")
-        table = _load(spec)
+        table = load_preferences(spec, **(options or {}))
         rows = _subsample(table, list(range(len(table))), limit)
         sub_info[name] = {"available": len(table), "used": len(rows)}
         data_info[name] = {"spec": spec, "n_loaded": len(table), "n_evaluated": len(rows),
@@ -312,6 +318,86 @@ def _agreement(names: list[str], scores: dict[str, dict[str, np.ndarray]], pairs
     return out
 
 
+# ----------------------------------------------------------------------------- terminal notes
+TIE_WARN_SHARE = 0.10  # a tie counts as wrong: 10% ties cost up to 10 points of a subset's score
+TRUNCATION_WARN_SHARE = 0.25
+
+
+def tie_counts(rc: np.ndarray, rr: np.ndarray, sets: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per set (subset or dataset): pairs ``n`` and ``ties`` (equal rewards, counted as wrong)."""
+    out: dict[str, dict[str, int]] = {}
+    for name, tie in zip(sets, np.asarray(rc) == np.asarray(rr)):
+        c = out.setdefault(name, {"n": 0, "ties": 0})
+        c["n"] += 1
+        c["ties"] += int(tie)
+    return out
+
+
+def _truncated(counts: dict[str, int]) -> int:
+    return sum(v for k, v in counts.items() if k != "ok")
+
+
+def dominance_warnings(ties: dict[str, dict[str, int]], truncation: dict[str, dict[str, int]],
+                       set_dataset: dict[str, str], max_length: int | None, *,
+                       tie_share: float = TIE_WARN_SHARE,
+                       truncation_share: float = TRUNCATION_WARN_SHARE) -> list[str]:
+    """Lines for the terminal where ties or truncation decide a set's score.
+
+    ``ties`` as from :func:`tie_counts`; ``truncation`` maps a dataset to truncation status counts
+    over its responses (chosen and rejected); ``set_dataset`` maps each set to its dataset.
+    """
+    lines, explained = [], set()
+    for name, c in ties.items():
+        if not c["n"] or c["ties"] / c["n"] < tie_share:
+            continue
+        ds = set_dataset.get(name, name)
+        counts = truncation.get(ds, {})
+        total = sum(counts.values())
+        why = ""
+        if total and _truncated(counts) / total >= truncation_share:
+            explained.add(ds)
+            why = (f"; {100 * _truncated(counts) / total:.0f}% of {ds}'s responses were truncated at max_length "
+                   f"{max_length}, so chosen and rejected often become identical inputs")
+        lines.append(f"{name}: {c['ties']} of {c['n']} pairs ({100 * c['ties'] / c['n']:.0f}%) tie "
+                     f"(equal rewards), and a tie counts as wrong{why}")
+    for ds, counts in truncation.items():
+        total = sum(counts.values())
+        if ds not in explained and total and _truncated(counts) / total >= truncation_share:
+            lines.append(f"{ds}: {_truncated(counts)} of {total} responses ({100 * _truncated(counts) / total:.0f}%) "
+                         f"were truncated at max_length {max_length}: the model scored cut texts")
+    return lines
+
+
+def input_notes(load: dict[str, Any], truncation: dict[str, int]) -> list[str]:
+    """What ``score`` and ``eval`` print about their input: skipped rows, empty responses, identical
+    pairs (from a LoadReport dict) and truncated responses (status counts over chosen and rejected)."""
+    notes = []
+    skipped = load.get("skipped") or {}
+    if skipped:
+        reasons = "; ".join(f"{n} x {why}" for why, n in sorted(skipped.items()))
+        notes.append(f"skipped {sum(skipped.values())} bad row(s) (--skip-bad-rows): {reasons}")
+    if load.get("empty_chosen") or load.get("empty_rejected"):
+        notes.append(f"empty responses (kept): {load.get('empty_chosen', 0)} chosen, "
+                     f"{load.get('empty_rejected', 0)} rejected")
+    if load.get("identical"):
+        notes.append(f"identical pairs (chosen = rejected, kept; they tie): {load['identical']}")
+    total = sum(truncation.values())
+    if _truncated(truncation):
+        kinds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(truncation.items()) if k != "ok")
+        notes.append(f"truncated responses: {_truncated(truncation)} of {total} ({kinds})")
+    return notes
+
+
+def default_out_dir(models: Sequence[str | Path], suite: str | Path | None, data: Sequence[str]) -> Path:
+    """``runs/eval/<models>_<suite or datasets>``: under runs/ (git-ignored), like training runs."""
+    import re
+
+    what = [Path(str(suite)).stem] if suite is not None else [dataset_name(d) for d in data]
+    parts = [n.replace("/", "-") for n in unique_names(list(models))] + what
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") or "eval"
+    return Path("runs") / "eval" / slug[:120]
+
+
 # ----------------------------------------------------------------------------- the whole run
 def evaluate(
     models: Sequence[str | Path | RewardModel],
@@ -323,6 +409,7 @@ def evaluate(
     calibration_data: str | None = None,
     max_pairs_per_subset: int | None = None,
     padding_side: str | None = None,
+    data_options: dict | None = None,
     progress: bool = False,
     log: Log | None = None,
 ) -> Evaluation:
@@ -330,7 +417,9 @@ def evaluate(
 
     ``models`` are model directories (names in the results: directory names, widened where two
     collide) or loaded :class:`RewardModel` objects. ``padding_side`` overrides the models' own
-    (for determinism checks). Returns an :class:`Evaluation`; :func:`write_outputs` writes it.
+    (for determinism checks). ``data_options`` are :func:`load_preferences` keywords for the
+    ``data`` specs (``format``, ``prompt_key``, ``chosen_key``, ``rejected_key``, ``on_error``).
+    Returns an :class:`Evaluation`; :func:`write_outputs` writes it.
     """
     log = log or (lambda message: None)
     if (suite is None) == (not data):
@@ -343,16 +432,16 @@ def evaluate(
         raise ConfigError(f"max_pairs_per_subset must be >= 1, got {max_pairs_per_subset}")
     if padding_side not in (None, "left", "right"):
         raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    for m in models:
-        if not isinstance(m, RewardModel) and not Path(m).is_dir():
-            raise ConfigError(f"model {str(m)!r}: not a directory (a model saved by rewardlab)")
+    # every --model checked before any data is read (a Hub name may become its cached directory)
+    located = [m if isinstance(m, RewardModel) else locate_model(m, kind=REWARD_MODEL, option="--model")
+               for m in models]
     started = time.time()
 
     suite_obj = load_suite(suite, data_root) if suite is not None else None
     if suite_obj is not None:
         parts, data_info, sub_info = _prepare_suite(suite_obj, max_pairs_per_subset, log)
     else:
-        parts, data_info, sub_info = _prepare_data(list(data), max_pairs_per_subset, log)
+        parts, data_info, sub_info = _prepare_data(list(data), max_pairs_per_subset, log, data_options)
     pairs = {
         "dataset": [p.name for p in parts for _ in range(len(p.table))],
         "set": [s for p in parts for s in p.sets],
@@ -369,16 +458,13 @@ def evaluate(
     names = unique_names(paths)
     model_results: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for name, given in zip(names, models):
+    for name, given, target in zip(names, models, located):
         if isinstance(given, RewardModel):
             model, where = given, None
         else:
             where = Path(given)
             log(f"loading model {name} from {where}")
-            try:
-                model = RewardModel.from_pretrained(where)
-            except (OSError, ValueError) as err:
-                raise ConfigError(f"model {str(given)!r}: cannot load a reward model from it ({err})") from err
+            model = load_reward_model(target, option="--model")
         saved_side = model.settings.padding_side
         if padding_side is not None:
             model.settings.padding_side = padding_side
@@ -398,8 +484,12 @@ def evaluate(
         diag["length_bias"]["unit"] = LENGTH_UNIT
         if calib:
             diag["calibration"].update({k: v for k, v in calib.items() if k != "temperature"})
-        entry: dict[str, Any] = {"path": str(where.resolve()) if where else None, "settings": settings,
+        path = (str(where.resolve()) if where.exists() else str(given)) if where else None  # or a Hub name
+        entry: dict[str, Any] = {"path": path, "settings": settings,
                                  "truncation": truncation}
+        entry["ties"] = tie_counts(s["reward_chosen"], s["reward_rejected"], pairs["set"])
+        set_dataset = dict(zip(pairs["set"], pairs["dataset"]))
+        entry["warnings"] = dominance_warnings(entry["ties"], truncation, set_dataset, settings["max_length"])
         if suite_obj is not None:
             entry["suite"] = _suite_block(s, pairs, suite_obj)
         else:

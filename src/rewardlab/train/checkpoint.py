@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 _STEP = re.compile(r"^step-(\d+)$")
@@ -28,6 +28,9 @@ class Progress:
     train_seconds: float = 0.0
     tokens: int = 0  # tokens through the model, padding included (estimated as this rank's x processes)
     real_tokens: int = 0  # of which not padding
+    # The open logging window (loss sum, correct, pairs since the last train record), summed over
+    # processes; checkpoints written before it existed load with an empty window.
+    window: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def state_dict(self) -> dict:
         return asdict(self)

@@ -216,13 +216,16 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=progress.step, desc="train", unit="step", dynamic_ncols=True)
 
-    window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, pairs
+    # Loss sum, correct, pairs since the last train record; checkpointed in `progress` (summed over
+    # processes, restored on the main one), so the first record after --resume equals the uninterrupted run's.
+    window = torch.tensor(progress.window if main else [0.0, 0.0, 0.0], dtype=torch.float64)
     meta_logs: dict = {}
     last_val: dict = {}
     by_source: dict | None = None
     if val_pairs is not None and len(val_pairs):
         val_sources = ([tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source")
                        else ["all"] * len(val_pairs))
+    postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
     module.train()
     with _StopFlag() as stop:
@@ -276,8 +279,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                     meta_logs = {}
                 log_record(rec)
                 window.zero_()
+                postfix.update(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
                 if bar is not None:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
+                    bar.set_postfix(postfix)
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
                 val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
                                packing_mode=packing_mode)
@@ -285,12 +289,17 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
                 inner.model.train()
+                postfix["val_acc"] = f"{last_val['accuracy']:.3f}"  # validation in the progress line too
+                if bar is not None:
+                    bar.set_postfix(postfix)
             if bar is not None:
                 bar.update(1)
 
             flag = torch.tensor([stop.signum], dtype=torch.float64, device=accelerator.device)
             signum = int(accelerator.reduce(flag, "max").item()) if world > 1 else stop.signum
             if progress.step % tc.save_every == 0 or signum:
+                progress.window = (accelerator.reduce(window.to(accelerator.device), "sum") if world > 1
+                                   else window).tolist()
                 checkpoint.save(accelerator, ckpt_root, progress.step, tc.save_total_limit)
             if signum:
                 interrupted = signum
@@ -336,6 +345,7 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
     packing.disable(model)  # the exported config names plain sdpa attention
     summary: dict = {
         "steps": progress.step, "pairs_seen": progress.pairs_seen,
+        "epochs": round(progress.pairs_seen / max(len(train_pairs), 1), 3),  # pairs seen / distinct pairs
         "train_seconds": round(progress.train_seconds, 2),
         "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
         "tokens": {"processed": progress.tokens, "real": progress.real_tokens,

@@ -1,0 +1,252 @@
+"""``rewardlab grpo RECIPE.yaml``: a TRL ``GRPOTrainer`` run with a rubric reward, then held-out scores.
+
+The recipe (``configs/grpo_focal.yaml``)::
+
+    output_dir: runs/grpo_focal
+    model: smollm2-135m               # the policy: alias, directory or Hub name
+    rubric: configs/rubrics/short_answers.yaml
+    prompts: {train: FILE, eval: FILE, eval_fraction: 0.2, max_train: 64, max_eval: 32}
+    aggregator: {name: focal, gamma: 1.0, saturation: ema, ema_beta: 0.9, level: reward}
+    grpo: {num_generations: 4, max_completion_length: 48, ...}   # trl.GRPOConfig fields
+    eval: {max_new_tokens: 48, before: true}
+    seed: 0
+
+Prompt files are JSONL/JSON/CSV/Parquet with a ``prompt`` column (text or chat messages); a text
+prompt becomes one user message, so TRL renders it with the policy's chat template. Without
+``prompts.eval`` a prompt-hash split holds ``eval_fraction`` out. Precision is explicit: the policy
+is loaded in float32 and ``bf16``/``fp16``/``gradient_checkpointing`` default to false (TRL's
+GRPOConfig defaults to bf16 and gradient checkpointing, which CPUs without bf16 units run several
+times slower); what was used is recorded in ``summary.json``. The GRPOConfig keys that realise the
+aggregator (``RubricReward.grpo_config_kwargs``) are set by the recipe; setting them differently in
+``grpo`` is an error. After training, the held-out prompts are answered greedily by the trained
+policy (through :mod:`rewardlab.generate`) and scored by the rubric: per-criterion means, the
+weighted mean and the worst criterion (``eval.before: true`` also scores the initial policy).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rewardlab.errors import ConfigError, DataError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class PromptsConfig(_Strict):
+    train: str
+    eval: str | None = None
+    eval_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    max_train: int | None = Field(None, gt=0)
+    max_eval: int | None = Field(None, gt=0)
+
+
+class AggregatorConfig(_Strict):
+    name: Literal["weighted_sum", "min", "gdpo", "focal"] = "focal"
+    gamma: float = Field(1.0, ge=0)
+    saturation: Literal["batch", "group", "ema"] = "batch"
+    ema_beta: float = Field(0.9, ge=0, lt=1)
+    level: Literal["reward", "advantage"] = "reward"
+
+
+class EvalConfig(_Strict):
+    max_new_tokens: int = Field(64, gt=0)
+    before: bool = False
+    batch_size: int = Field(8, gt=0)
+
+
+class GrpoRecipe(_Strict):
+    output_dir: str
+    model: str = "smollm2-135m"
+    rubric: str
+    prompts: PromptsConfig
+    aggregator: AggregatorConfig = AggregatorConfig()
+    grpo: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalConfig = EvalConfig()
+    seed: int = 0
+    save_model: bool = True
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> GrpoRecipe:
+    """Read a recipe YAML, apply ``key.sub=value`` overrides, validate (errors name the file and key)."""
+    import yaml
+
+    from rewardlab.config import apply_overrides
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such recipe file")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = apply_overrides(data, overrides or [])
+    try:
+        return GrpoRecipe.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{path}: {loc}: {first['msg']}") from err
+
+
+def read_prompts(spec: str) -> list[Any]:
+    """The ``prompt`` column of a JSONL/JSON/CSV/Parquet file (errors name file, line, field)."""
+    from rewardlab.data.readers import _file_unit
+
+    unit = _file_unit(Path(spec)) if Path(spec).is_file() else None
+    if unit is None:
+        raise DataError("no such file", file=spec, expected="a prompts file (.jsonl, .json, .csv, .parquet)")
+    out = []
+    for loc, rec in unit.rows:
+        where = {"line": loc} if unit.text else {"row": loc}
+        if isinstance(rec, DataError):
+            raise DataError(rec.message, file=unit.label, field=rec.field, expected=rec.expected, got=rec.got, **where)
+        p = rec.get("prompt") if isinstance(rec, dict) else None
+        if not (isinstance(p, str) and p.strip()) and not (isinstance(p, list) and p):
+            raise DataError(file=unit.label, field="prompt", expected="a non-empty string or chat messages",
+                            got=type(p).__name__, **where)
+        out.append(p)
+    if not out:
+        raise DataError("no prompts", file=spec)
+    return out
+
+
+def _as_messages(prompt: Any) -> list[dict]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def split_prompts(recipe: GrpoRecipe) -> tuple[list, list]:
+    """(train, eval) prompts: the eval file, or a prompt-hash split of the train file."""
+    from rewardlab.data.table import unit_hash
+
+    prompts = read_prompts(recipe.prompts.train)
+    if recipe.prompts.eval:
+        train, held = prompts, read_prompts(recipe.prompts.eval)
+    else:
+        key = lambda p: unit_hash("rubric-grpo", json.dumps(p, sort_keys=True))  # noqa: E731
+        held = [p for p in prompts if key(p) < recipe.prompts.eval_fraction]
+        train = [p for p in prompts if key(p) >= recipe.prompts.eval_fraction]
+    return train[: recipe.prompts.max_train], held[: recipe.prompts.max_eval]
+
+
+def grpo_args(recipe: GrpoRecipe, reward, out: Path):
+    """GRPOConfig with explicit precision and the aggregator's keys (conflicts are errors)."""
+    from trl import GRPOConfig
+
+    fixed = reward.grpo_config_kwargs()
+    for k, v in fixed.items():
+        if k in recipe.grpo and recipe.grpo[k] != v:
+            raise ConfigError(f"grpo.{k}={recipe.grpo[k]!r} contradicts aggregator {recipe.aggregator.name} "
+                              f"(which TRL realises with {k}={v!r}); remove it")
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    for k, v in recipe.grpo.items():
+        if k not in defaults:
+            raise ConfigError(f"grpo.{k}: not a trl.GRPOConfig field")
+        d = defaults[k]
+        if isinstance(d, (int, float)) and not isinstance(d, bool) and (isinstance(v, (str, bool)) or v is None):
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(v, str) else ""
+            raise ConfigError(f"grpo.{k}: expected a number, got {v!r}{hint}")
+    kwargs = {"output_dir": str(out / "trainer"), "bf16": False, "fp16": False, "gradient_checkpointing": False,
+              "report_to": [], "save_strategy": "no", "logging_steps": 1, "seed": recipe.seed,
+              "use_cpu": True, **recipe.grpo, **fixed}
+    try:
+        return GRPOConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"grpo: {err}") from err
+
+
+def make_reward(recipe: GrpoRecipe, rubric, num_generations: int):
+    from rewardlab.rubric.reward import RubricReward
+
+    a = recipe.aggregator
+    return RubricReward(rubric, a.name, num_generations=num_generations, gamma=a.gamma, saturation=a.saturation,
+                        ema_beta=a.ema_beta, level=a.level)
+
+
+def evaluate_policy(model_dir: str, rubric, prompts: list, *, max_new_tokens: int, batch_size: int) -> dict:
+    """Greedy answers of the policy to the held-out prompts, scored by the rubric."""
+    from rewardlab.generate import GenerationRequest, make_generator
+
+    gen = make_generator("transformers", model_dir, batch_size=batch_size, dtype="float32")
+    requests = [GenerationRequest(_as_messages(p)) for p in prompts]
+    t0 = time.perf_counter()
+    texts = [t[0] for t in gen.generate(requests, n=1, max_new_tokens=max_new_tokens, temperature=0.0)]
+    res = rubric.score(prompts, texts)
+    return {**score_summary(rubric.names, rubric.weights, res.scores), "counts": res.counts(), "n": len(prompts),
+            "seconds": round(time.perf_counter() - t0, 1), "examples": texts[:3]}
+
+
+def score_summary(names: list[str], weights: list[float], scores: np.ndarray) -> dict:
+    """Per-criterion means, the weighted mean of the rollouts' rubric scores, the worst criterion."""
+    from rewardlab.rubric.aggregators import weighted_mean
+
+    import torch
+
+    means = {name: float(np.nanmean(scores[:, j])) if (~np.isnan(scores[:, j])).any() else None
+             for j, name in enumerate(names)}
+    weighted = weighted_mean(torch.as_tensor(scores), torch.as_tensor(weights, dtype=torch.float64))
+    finite = [v for v in means.values() if v is not None]
+    return {"criteria": means, "weighted_mean": float(np.nanmean(weighted.numpy())),
+            "worst_criterion": min(finite) if finite else None}
+
+
+def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
+    """Train with TRL's GRPOTrainer and the rubric reward; evaluate; write OUT/summary.json."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from rewardlab.models.backbone import resolve
+    from rewardlab.rubric.spec import load_rubric
+    from rewardlab.runinfo import run_info
+
+    out = Path(recipe.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rubric = load_rubric(recipe.rubric)
+    train, held = split_prompts(recipe)
+    num_generations = int(recipe.grpo.get("num_generations", 8))
+    reward = make_reward(recipe, rubric, num_generations)
+    args = grpo_args(recipe, reward, out)
+    path = resolve(recipe.model)
+    summary: dict[str, Any] = {"recipe": recipe.model_dump(), "n_train_prompts": len(train), "n_eval_prompts": len(held),
+                               "precision": {"dtype": "float32", "bf16": args.bf16, "fp16": args.fp16,
+                                             "gradient_checkpointing": args.gradient_checkpointing},
+                               "trl_settings": reward.grpo_config_kwargs(), **run_info()}
+    if recipe.eval.before and held:
+        log(f"scoring the initial policy on {len(held)} held-out prompts")
+        summary["eval_before"] = evaluate_policy(path, rubric, held, max_new_tokens=recipe.eval.max_new_tokens,
+                                                 batch_size=recipe.eval.batch_size)
+    torch.manual_seed(recipe.seed)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    data = Dataset.from_list([{"prompt": _as_messages(p)} for p in train])
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
+    log(f"GRPO: {len(train)} prompts, {rubric.names} aggregated by {recipe.aggregator.name}, "
+        f"{args.max_steps} steps, float32 on {args.device}")
+    t0 = time.perf_counter()
+    trainer.train()
+    summary["train_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["log_history"] = trainer.state.log_history
+    summary["reward_state"] = reward.state_dict()
+    model_dir = out / "model"
+    trainer.save_model(str(model_dir))
+    tok.save_pretrained(model_dir)
+    if held:
+        log(f"scoring the trained policy on {len(held)} held-out prompts")
+        summary["eval_after"] = evaluate_policy(str(model_dir), rubric, held, max_new_tokens=recipe.eval.max_new_tokens,
+                                                batch_size=recipe.eval.batch_size)
+    if not recipe.save_model:
+        import shutil
+
+        shutil.rmtree(model_dir)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary
