@@ -28,6 +28,7 @@ from rewardlab.config import CriticConfig, load_config
 from rewardlab.critic.joint import JointLoss, lambda_at
 from rewardlab.critic.model import IGNORE, CriticRewardModel, JointEncoded, critique_labels, critique_lm_loss
 from rewardlab.critic.scoring import load_model, mean_over_critiques, score_with_critiques
+from rewardlab.errors import ConfigError
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.generate import Generator, Sample
 from rewardlab.objectives import LossInputs, build_loss
@@ -351,6 +352,24 @@ def test_scoring_averages_rewards_over_m_critiques(trained):
     assert np.abs(out.per_critique - by_hand).max() < 1e-5
     assert np.abs(out.rewards - by_hand.mean(axis=1)).max() < 1e-5
     assert len(set(out.per_critique[0].round(6))) == 3  # the critiques change the reward
+
+
+def test_score_pairs_goes_through_the_critiques_not_the_packed_path(trained):
+    """A Critic-RM decoder must not take RewardModel's shared-prompt scoring (no critiques there)."""
+    from rewardlab.data import PreferenceTable
+    from rewardlab.models import packing
+
+    model = load_model(trained / "model", critiques=2, seed=1)
+    model.generator = FakeWriter()
+    assert packing.resolve_mode(model, "auto") == "none"
+    with pytest.raises(ConfigError, match="train.packing 'shared_prompt'"):
+        packing.enable(model, "shared_prompt")
+    table = PreferenceTable.from_records([{"prompt": "What is 2 times 3?", "chosen": "It is 6.", "rejected": "It is 7."}],
+                                         origin=["t:1"], format="explicit")
+    out = model.score_pairs(table, batch_size=4)
+    assert out["critiques_chosen"][0] == ["critique 0 of It is 6.", "critique 1 of It is 6."]
+    direct = score_with_critiques(model, ["What is 2 times 3?"] * 2, ["It is 6.", "It is 7."], batch_size=4)
+    assert np.abs(np.array([out["reward_chosen"][0], out["reward_rejected"][0]]) - direct.rewards).max() < 1e-5
 
 
 def test_eval_records_m_and_seed_and_cli_rejects_critiques_for_plain_models(trained, data_file, tmp_path):

@@ -65,6 +65,11 @@ class TrainConfig(_Strict):
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
     reward_stats_max_pairs: int = Field(2000, ge=0)
     progress: bool = True
+    # Throughput (docs/speed.md): batches of similar length; one flat row per micro-batch without
+    # padding, or with each pair's prompt encoded once (decoders).
+    group_by_length: bool = False
+    disable_dropout: bool = False  # TRL's RewardTrainer disables dropout by default (25% of a MiniLM step here)
+    packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
 
 
 class MetaRMConfig(_Strict):

@@ -56,6 +56,10 @@ class JointEncoded(Encoded):
 class CriticRewardModel(RewardModel):
     """Reward r(x, y, c) = score(h_last([x, y, ask, c])) on a causal LM that also writes c."""
 
+    # Padded only: training reads LM labels from padded rows and scoring averages over critiques
+    # written at scoring time, so the packed / shared-prompt layouts (models/packing.py) do not apply.
+    packable = False
+
     def __init__(self, hf_model, tokenizer, settings: ModelSettings, critic: CriticConfig):
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError("Critic-RM needs a backbone with a chat template (an instruction-tuned decoder)")

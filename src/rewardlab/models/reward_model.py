@@ -62,6 +62,8 @@ def _is_decoder_style(model) -> bool:
 class RewardModel(nn.Module):
     """Scalar reward r(x, y) = head(pool(backbone(x, y)))."""
 
+    packable = True  # the packed / shared-prompt layouts of models/packing.py may run it (subclasses opt out)
+
     def __init__(self, hf_model, tokenizer, settings: ModelSettings):
         super().__init__()
         self.model = hf_model
@@ -250,6 +252,11 @@ class RewardModel(nn.Module):
     def score_pairs(self, table, *, batch_size: int = 16, return_features: bool = False,
                     progress: bool = False) -> dict[str, np.ndarray]:
         """Score the chosen and rejected responses of a PreferenceTable in one pass."""
+        from rewardlab.models import packing
+
+        if packing.resolve_mode(self, "auto") == "shared_prompt":  # decoders: each prompt once (docs/speed.md)
+            return packing.score_table_pairs(self, table, batch_size=batch_size, return_features=return_features,
+                                             progress=progress)
         n = len(table)
         prompts = list(table["prompt"]) * 2
         responses = list(table["chosen"]) + list(table["rejected"])

@@ -26,6 +26,8 @@ class Progress:
     micro: int = 0  # micro-batches consumed (over all epochs)
     pairs_seen: int = 0
     train_seconds: float = 0.0
+    tokens: int = 0  # tokens through the model, padding included (estimated as this rank's x processes)
+    real_tokens: int = 0  # of which not padding
     # The open logging window (loss sum, correct, pairs since the last train record), summed over
     # processes; checkpoints written before it existed load with an empty window.
     window: list = field(default_factory=lambda: [0.0, 0.0, 0.0])

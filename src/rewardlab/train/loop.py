@@ -20,13 +20,12 @@ from torch import nn
 
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
-from rewardlab.eval.metrics import accuracy_by_group
-from rewardlab.models import lora
+from rewardlab.models import lora, packing
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
 from rewardlab.runinfo import peak_memory, run_info
-from rewardlab.train import checkpoint, metarm
-from rewardlab.train.collate import collate_pairs, encode_pairs, micro_batch_indices, micro_batches_per_epoch
+from rewardlab.train import batching, checkpoint, metarm
+from rewardlab.train.collate import encode_pairs, micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,8 @@ class TrainModule(nn.Module):
         self.model, self.loss = model, loss
 
     def forward(self, batch: dict, columns: dict | None = None, meta_mask: torch.Tensor | None = None):
-        r, h, *extra = self.model(**batch)  # extra: a joint model's LM loss (Critic-RM), handed to its loss
+        # Padded or packed (train.packing); extra: a joint model's LM loss (Critic-RM), handed to its loss.
+        r, h, *extra = packing.forward(self.model, batch)
         if meta_mask is not None:  # MetaRM: the batch holds a meta batch's responses, group by group
             rewards = r.new_zeros(meta_mask.shape, dtype=torch.float32).masked_scatter(meta_mask, r.float())
             return metarm.difference_objective(rewards, meta_mask)
@@ -84,19 +84,39 @@ def _write_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def validate(accelerator, model: RewardModel, pairs, batch_size: int) -> dict:
-    """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes."""
+def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None,
+             packing_mode: str = "none") -> dict:
+    """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes.
+
+    With ``groups`` (a label per pair, e.g. its source), also ``by_group``: {label: {n, correct,
+    accuracy}} as ``accuracy_by_group``, so the end of the run need not score the pairs again.
+    """
     rank, world = accelerator.process_index, accelerator.num_processes
     idx = list(range(rank, len(pairs), world))
-    items = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
-    r = model.score_encoded(items, batch_size=batch_size) if items else np.zeros(0)
-    rc, rr = r[: len(idx)], r[len(idx):]
+    if packing_mode != "none" and idx:  # the training layout: shared prompt for decoders
+        rc, rr = packing.score_pairs(model, [pairs.chosen[i] for i in idx], [pairs.rejected[i] for i in idx],
+                                     pairs_per_batch=max(batch_size // 2, 1), mode=packing_mode)
+        r = np.concatenate([rc, rr])
+    else:
+        items = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
+        r = model.score_encoded(items, batch_size=batch_size) if items else np.zeros(0)
+        rc, rr = r[: len(idx)], r[len(idx):]
     sums = torch.tensor([len(idx), float((rc > rr).sum()), float((rc - rr).sum()), float(r.sum()),
                          float((r ** 2).sum())], dtype=torch.float64)
     n, correct, margin, rsum, rsq = accelerator.reduce(sums.to(accelerator.device), "sum").tolist()
     mean = rsum / max(2 * n, 1)
-    return {"n": int(n), "accuracy": correct / max(n, 1), "mean_margin": margin / max(n, 1),
-            "reward_mean": mean, "reward_std": math.sqrt(max(rsq / max(2 * n, 1) - mean ** 2, 0.0))}
+    out = {"n": int(n), "accuracy": correct / max(n, 1), "mean_margin": margin / max(n, 1),
+           "reward_mean": mean, "reward_std": math.sqrt(max(rsq / max(2 * n, 1) - mean ** 2, 0.0))}
+    if groups is not None:
+        labels = list(dict.fromkeys(groups))  # order of first appearance, the same on every rank
+        counts = torch.zeros(len(labels), 2, dtype=torch.float64)
+        where = {g: k for k, g in enumerate(labels)}
+        for j, i in enumerate(idx):
+            counts[where[groups[i]]] += torch.tensor([1.0, float(rc[j] > rr[j])], dtype=torch.float64)
+        counts = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
+        out["by_group"] = {g: {"n": int(c[0]), "correct": int(c[1]), "accuracy": c[1] / c[0]}
+                           for g, c in zip(labels, counts)}
+    return out
 
 
 def train(cfg: RunConfig, *, resume: bool = False) -> dict:
@@ -136,11 +156,17 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         model.model.gradient_checkpointing_enable()
     if cfg.lora is not None:  # adapters on the backbone; the reward head trains in full (models/lora.py)
         lora.apply(model, cfg.lora)
+    packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
+    if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
     encode = critic.encode_pairs if critic else encode_pairs
     train_pairs = encode(model, tables.train)
     val_pairs = encode(model, tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
+    lengths = batching.pair_lengths(train_pairs) if tc.group_by_length else None
     meta_groups = None
     if cfg.metarm is not None:  # responses grouped by prompt from the shifted distribution
         mc = cfg.metarm
@@ -200,6 +226,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     window = torch.tensor(progress.window if main else [0.0, 0.0, 0.0], dtype=torch.float64)
     meta_logs: dict = {}
     last_val: dict = {}
+    by_source: dict | None = None
+    if val_pairs is not None and len(val_pairs):
+        val_sources = ([tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source")
+                       else ["all"] * len(val_pairs))
     postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
     module.train()
@@ -219,8 +249,12 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                     accelerator, module, inner, meta_groups, cfg.metarm, seed=tc.seed, step=progress.step,
                     measure_after=progress.step + cfg.metarm.every >= next_log)
             for k in range(n_micro):
-                idx = micro_batch_indices(len(train_pairs), tc.seed, progress.micro, global_batch, rank, world)
-                batch, cols = collate_pairs(inner.model, train_pairs, idx)
+                idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
+                                                 tc.group_by_length, lengths)
+                batch, cols = batching.make_batch(inner.model, train_pairs, idx, packing_mode)
+                tokens = packing.token_counts(batch)
+                progress.tokens += tokens[0] * world
+                progress.real_tokens += tokens[1] * world
                 batch = {key: v.to(accelerator.device) for key, v in batch.items()}
                 cols = {key: v.to(accelerator.device) for key, v in cols.items()}
                 sync = k == n_micro - 1
@@ -256,8 +290,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 if bar is not None:
                     bar.set_postfix(postfix)
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
-                last_val = {"step": progress.step, "split": "validation",
-                            **validate(accelerator, inner.model, val_pairs, tc.eval_batch_size)}
+                val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
+                               packing_mode=packing_mode)
+                by_source = val.pop("by_group")
+                last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
                 inner.model.train()
                 postfix["val_acc"] = f"{last_val['accuracy']:.3f}"  # validation in the progress line too
@@ -282,7 +318,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         return {"interrupted": True, "signal": interrupted, "step": progress.step,
                 "checkpoint": str(checkpoint.latest(ckpt_root))}
 
-    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out)
+    summary_tokens = {"packing": packing_mode, "group_by_length": tc.group_by_length}
+    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
+                   summary_tokens)
 
 
 def joint_critic(cfg: RunConfig):
@@ -315,14 +353,20 @@ class _nullcontext:
         return False
 
 
-def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out) -> dict:
-    """Reward statistics, export, per-source validation accuracy, summary.json."""
+def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
+            layout) -> dict:
+    """Reward statistics, export, per-source validation accuracy (from the last validation, which
+    ran at the final step), summary.json."""
     tc = cfg.train
+    packing.disable(model)  # the exported config names plain sdpa attention
     summary: dict = {
         "steps": progress.step, "pairs_seen": progress.pairs_seen,
         "epochs": round(progress.pairs_seen / max(len(train_pairs), 1), 3),  # pairs seen / distinct pairs
         "train_seconds": round(progress.train_seconds, 2),
         "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
+        "tokens": {"processed": progress.tokens, "real": progress.real_tokens,
+                   "padding_fraction": 1.0 - progress.real_tokens / max(progress.tokens, 1),
+                   **layout},
         "n_train": len(train_pairs), "n_validation": len(val_pairs) if val_pairs is not None else 0,
         "data": tables.report, "truncation": {"train": dict(train_pairs.truncation),
                                               "dropped_train_pairs": train_pairs.dropped},
@@ -341,12 +385,8 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             model.save_pretrained(out / "model")
         else:  # merged and/or adapter export; the adapter's size goes into the summary
             summary["lora"] = lora.export(model, cfg.lora, out / "model")
-        if val_pairs is not None and len(val_pairs):
-            items = val_pairs.chosen + val_pairs.rejected
-            r = model.score_encoded(items, batch_size=tc.eval_batch_size)
-            rc, rr = r[: len(val_pairs)], r[len(val_pairs):]
-            sources = [tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source") else ["all"] * len(rc)
-            summary["validation_by_source"] = accuracy_by_group(rc, rr, sources)
+        if by_source is not None:
+            summary["validation_by_source"] = by_source
         summary["peak_memory"] = peak_memory(accelerator.device)
         summary.update(run_info())
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
