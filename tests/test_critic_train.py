@@ -28,7 +28,6 @@ from rewardlab.config import CriticConfig, load_config
 from rewardlab.critic.joint import JointLoss, lambda_at
 from rewardlab.critic.model import IGNORE, CriticRewardModel, JointEncoded, critique_labels, critique_lm_loss
 from rewardlab.critic.scoring import load_model, mean_over_critiques, score_with_critiques
-from rewardlab.errors import ConfigError
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.generate import Generator, Sample
 from rewardlab.objectives import LossInputs, build_loss
