@@ -122,7 +122,6 @@ def worker_rewardlab(spec: dict) -> dict:
 
 def worker_trl(spec: dict) -> dict:
     import numpy as np
-    import torch
     from accelerate.utils import set_seed
     from datasets import Dataset
     from transformers import TrainerCallback

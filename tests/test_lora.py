@@ -22,7 +22,7 @@ from rewardlab.data import sample_path
 from rewardlab.errors import ConfigError
 from rewardlab.models import lora
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.objectives import LossInputs, build_loss
+from rewardlab.objectives import build_loss
 from rewardlab.objectives.registry import available
 
 pytest.importorskip("peft")

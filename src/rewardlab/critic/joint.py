@@ -12,14 +12,13 @@ its loss in :class:`JointLoss` and tells it the step before each optimizer step.
 from __future__ import annotations
 
 import math
-from collections import Counter
 
-import numpy as np
 import torch
 from torch import nn
 
 from rewardlab.errors import ConfigError, DataError
-from rewardlab.train.collate import EncodedPairs, pair_columns
+from rewardlab.train import collate
+from rewardlab.train.collate import EncodedPairs
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -98,24 +97,14 @@ def encode_pairs(model, table) -> EncodedPairs:
                             "(`rewardlab critique` writes it; see critic.critique_*_key)", file=_first_origin(table),
                             field=key, expected="a column of strings", got="no such column")
     sft = {"both": (True, True), "chosen": (True, False), "rejected": (False, True), "none": (False, False)}[cs.sft_on]
-    chosen, rejected, rows = [], [], []
-    counts: dict[str, int] = {}
-    dropped = 0
-    for i, (p, c, r) in enumerate(zip(table["prompt"], table["chosen"], table["rejected"])):
+
+    def encode_pair(i, p, c, r):
         origin = table.origin[i]
         cc = critique_text(table[keys[0]][i], origin, keys[0])
         cr = critique_text(table[keys[1]][i], origin, keys[1])
-        ec, er = model.encode_joint(p, c, cc, sft=sft[0]), model.encode_joint(p, r, cr, sft=sft[1])
-        for e in (ec, er):
-            counts[e.status] = counts.get(e.status, 0) + 1
-        if ec.status == "dropped" or er.status == "dropped":
-            dropped += 1
-            continue
-        chosen.append(ec)
-        rejected.append(er)
-        rows.append(i)
-    rows_arr = np.asarray(rows, dtype=np.int64)
-    return EncodedPairs(chosen, rejected, pair_columns(table, rows_arr), rows_arr, Counter(counts), dropped)
+        return model.encode_joint(p, c, cc, sft=sft[0]), model.encode_joint(p, r, cr, sft=sft[1])
+
+    return collate.encode_pairs(model, table, encode_pair)
 
 
 def _first_origin(table) -> str:

@@ -29,13 +29,19 @@ class EncodedPairs:
         return len(self.chosen)
 
 
-def encode_pairs(model, table) -> EncodedPairs:
-    """Encode every pair of a PreferenceTable with the model's tokenization settings."""
+def encode_pairs(model, table, encode_pair=None) -> EncodedPairs:
+    """Encode every pair of a PreferenceTable with the model's tokenization settings.
+
+    ``encode_pair(i, prompt, chosen, rejected) -> (Encoded, Encoded)`` replaces the default
+    ``model.encode`` of each side (Critic-RM encodes joint conversations with critiques)."""
+    if encode_pair is None:
+        def encode_pair(i, p, c, r):
+            return model.encode(p, c), model.encode(p, r)
     chosen, rejected, rows = [], [], []
     counts: Counter = Counter()
     dropped = 0
     for i, (p, c, r) in enumerate(zip(table["prompt"], table["chosen"], table["rejected"])):
-        ec, er = model.encode(p, c), model.encode(p, r)
+        ec, er = encode_pair(i, p, c, r)
         counts[ec.status] += 1
         counts[er.status] += 1
         if ec.status == "dropped" or er.status == "dropped":
