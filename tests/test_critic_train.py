@@ -10,24 +10,32 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from cli_runs import kill9_after_checkpoint, run_cli, train_env
 from safetensors.torch import load_file
 
 from rewardlab.config import CriticConfig, load_config
 from rewardlab.critic.joint import JointLoss, lambda_at
-from rewardlab.critic.model import IGNORE, CriticRewardModel, JointEncoded, critique_labels, critique_lm_loss
-from rewardlab.critic.scoring import load_model, mean_over_critiques, score_with_critiques
+from rewardlab.critic.model import (
+    IGNORE,
+    CriticRewardModel,
+    JointEncoded,
+    critique_labels,
+    critique_lm_loss,
+)
+from rewardlab.critic.scoring import (
+    load_model,
+    mean_over_critiques,
+    score_with_critiques,
+)
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.generate import Generator, Sample
 from rewardlab.objectives import LossInputs, build_loss
@@ -182,14 +190,6 @@ def write_config(tmp: Path, name: str, model: Path, data: Path, **overrides) -> 
     return path
 
 
-def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("RANK", None)
-    return env
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rewardlab.cli", *args], capture_output=True, text=True, env=_env())
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def data_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tied_llama_dir, data_file, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("critic_run")
-    res = cli("train", str(write_config(tmp, "full", tied_llama_dir, data_file, max_steps=10)))
+    res = run_cli("train", str(write_config(tmp, "full", tied_llama_dir, data_file, max_steps=10)))
     assert res.returncode == 0, res.stdout + res.stderr
     return tmp / "full"
 
@@ -252,15 +252,9 @@ def test_joint_training_writes_outputs_and_logs_the_schedule(trained):
 def test_kill9_then_resume_equals_uninterrupted(trained, tied_llama_dir, data_file, tmp_path):
     cfg = write_config(tmp_path, "killed", tied_llama_dir, data_file, max_steps=10)
     ckpts = tmp_path / "killed" / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (ckpts / "step-000004" / "COMPLETE").exists():
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill9_after_checkpoint(cfg, ckpts, 4)
     assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
-    res = cli("train", str(cfg), "--resume")
+    res = run_cli("train", str(cfg), "--resume")
     assert res.returncode == 0, res.stderr
     a = load_file(str(trained / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
@@ -302,7 +296,7 @@ def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
     script = tmp_path / "plain.py"
     script.write_text(PLAIN)
     res = subprocess.run([sys.executable, str(script), str(trained / "model"), json.dumps(texts)],
-                         capture_output=True, text=True, env={**_env(), "PYTHONPATH": ""}, cwd=tmp_path)
+                         capture_output=True, text=True, env={**train_env(), "PYTHONPATH": ""}, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     plain = json.loads(res.stdout.strip().splitlines()[-1])
     assert not plain["rewardlab_imported"]
@@ -316,9 +310,8 @@ def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
 
 
 def _joint(p, y, c):
-    from rewardlab.critic.prompts import joint_messages
-
     from rewardlab.critic.model import prompt_messages
+    from rewardlab.critic.prompts import joint_messages
 
     return joint_messages(prompt_messages(p), y, c)
 
@@ -380,7 +373,7 @@ def test_eval_records_m_and_seed_and_cli_rejects_critiques_for_plain_models(trai
     (entry,) = ev.results["models"].values()
     assert entry["settings"]["critiques"]["m"] == 2 and entry["settings"]["critiques"]["seed"] == 0
     assert entry["overall"]["n"] == 4
-    res = cli("eval", "--model", str(trained / "model"), "--data", str(data_file), "--critiques", "0",
+    res = run_cli("eval", "--model", str(trained / "model"), "--data", str(data_file), "--critiques", "0",
               "--out", str(tmp_path / "ev"))
     assert res.returncode == 2 and "--critiques must be >= 1" in res.stdout + res.stderr
 
@@ -388,7 +381,7 @@ def test_eval_records_m_and_seed_and_cli_rejects_critiques_for_plain_models(trai
 def test_score_cli_writes_critiques_with_the_trained_model(trained, data_file, tmp_path):
     small = write_jsonl(tmp_path / "two.jsonl", critique_rows(2))
     out = tmp_path / "scored.jsonl"
-    res = cli("score", "--model", str(trained / "model"), "--data", str(small), "--out", str(out),
+    res = run_cli("score", "--model", str(trained / "model"), "--data", str(small), "--out", str(out),
               "--critiques", "2", "--critique-seed", "3", "--critique-cache", str(tmp_path / "cache"))
     assert res.returncode == 0, res.stdout + res.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -417,7 +410,7 @@ def test_bad_critiques_are_clear_errors(tied_llama_dir, tmp_path):
     listed = write_jsonl(tmp_path / "listed.jsonl", rows)
     cfg_path = tmp_path / "listed.yaml"
     cfg_path.write_text(yaml.safe_dump({**critic_config(tmp_path / "l", tied_llama_dir, listed), "data": {"train": str(listed)}}))
-    res = cli("train", str(cfg_path))
+    res = run_cli("train", str(cfg_path))
     said = " ".join((res.stdout + res.stderr).split())  # errors go to stderr; rich wraps long lines
     assert res.returncode == 2 and "listed.jsonl:2" in said and "one critique per response" in said, said
     with pytest.raises(ConfigError, match="metarm"):
@@ -441,7 +434,7 @@ def test_two_process_joint_training(tied_llama_dir, data_file, tmp_path):
     cfg = write_config(tmp_path, "ddp", tied_llama_dir, data_file, max_steps=4, save_every=2, eval_every=2)
     launcher = REPO / "configs" / "accelerate" / "cpu_ddp2.yaml"
     res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher),
-                          "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True, text=True, env=_env(), timeout=600)
+                          "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True, text=True, env=train_env(), timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["pairs_seen"] == 4 * 4 * 2

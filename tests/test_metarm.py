@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli_runs import train_env
 from safetensors.torch import load_file
 
 from rewardlab.config import parse_config
@@ -263,18 +263,12 @@ def test_finetune_meta_step_increases_J_and_resumes_exactly(dropout_llama, meta_
     assert _max_diff(_weights(tmp_path / "full"), _weights(tmp_path / "cut")) <= 1e-6
 
 
-def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("RANK", None)
-    return env
-
-
 def test_cli_train_with_metarm(tiny_llama_dir, meta_file, tmp_path):
     cfg = tmp_path / "metarm.yaml"
     tree = _tree(tmp_path / "cli", tiny_llama_dir, {"data": str(meta_file), "eta": 0.01, "every": 2}, max_steps=3)
     cfg.write_text(yaml.safe_dump(tree))
     res = subprocess.run([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True,
-                         text=True, env=_env(), check=False)
+                         text=True, env=train_env(), check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     records = [r for r in _records(tmp_path / "cli") if r["split"] == "train"]
     # meta steps before steps 1 and 3 (every 2): logged on the records that follow them
@@ -298,7 +292,7 @@ def test_two_process_ddp_equals_one_process(tiny_llama_dir, meta_file, tmp_path)
     cfg.write_text(yaml.safe_dump(_tree(tmp_path / "ddp", tiny_llama_dir, meta, max_steps=3, batch_size=2)))
     launcher = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "cpu_ddp2.yaml"
     res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher),
-                          "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True, text=True, env=_env(), check=False,
+                          "-m", "rewardlab.cli", "train", str(cfg)], capture_output=True, text=True, env=train_env(), check=False,
                          timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     single = {**meta, "meta_batch_prompts": 4}

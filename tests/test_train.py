@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_runs import kill9_after_checkpoint, run_cli, train_env
 from safetensors.torch import load_file
 
 from rewardlab.config import load_config
@@ -35,15 +35,6 @@ def write_config(tmp_path: Path, name: str, **overrides) -> Path:
     return path
 
 
-def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("RANK", None)
-    return env
-
-
-def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rewardlab.cli", *args], capture_output=True, text=True,
-                          env=_env(), **kw)
 
 
 def weights(run: Path) -> dict:
@@ -59,7 +50,7 @@ def max_diff(a: dict, b: dict) -> float:
 def trained_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("run")
     cfg = write_config(tmp, "base")
-    res = cli("train", str(cfg))
+    res = run_cli("train", str(cfg))
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"outputs in {tmp / 'base'}/: model/" in " ".join(res.stdout.split())  # where the outputs are
     return tmp / "base"
@@ -94,19 +85,13 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path):
     # log_every 3, save_every 2: the checkpoints of steps 4 and 8 hold a half-open logging window,
     # which must be restored so that the first train record after --resume is the uninterrupted one.
     full = write_config(tmp_path, "full", max_steps=10, log_every=3)
-    assert cli("train", str(full)).returncode == 0
+    assert run_cli("train", str(full)).returncode == 0
     cfg = write_config(tmp_path, "killed", max_steps=10, log_every=3)
     ckpts = tmp_path / "killed" / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (ckpts / "step-000004" / "COMPLETE").exists():
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = kill9_after_checkpoint(cfg, ckpts, 4)
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
-    res = cli("train", str(cfg), "--resume")
+    res = run_cli("train", str(cfg), "--resume")
     assert res.returncode == 0, res.stderr
     assert max_diff(weights(tmp_path / "full"), weights(tmp_path / "killed")) <= 1e-6
     full_rec, resumed_rec = train_records(tmp_path / "full"), train_records(tmp_path / "killed")
@@ -118,7 +103,7 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path):
 
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
     cfg = write_config(tmp_path, "term", max_steps=400, save_every=1000)
-    proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "rewardlab.cli", "train", str(cfg)], env=train_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "term" / "metrics.jsonl"
     deadline = time.time() + 300
@@ -165,12 +150,12 @@ def test_config_overrides_and_errors(tmp_path):
 
 def test_score_and_eval_commands(trained_run, tmp_path):
     out = tmp_path / "scored.jsonl"
-    res = cli("score", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(out))
+    res = run_cli("score", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(out))
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     n = sum(1 for _ in sample_path().open())
     assert len(rows) == n and {"reward_chosen", "reward_rejected", "prompt"} <= rows[0].keys()
-    res = cli("eval", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(tmp_path / "ev"))
+    res = run_cli("eval", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(tmp_path / "ev"))
     assert res.returncode == 0, res.stderr
     (entry,) = json.loads((tmp_path / "ev" / "results.json").read_text())["models"].values()
     acc = sum(r["reward_chosen"] > r["reward_rejected"] for r in rows) / len(rows)
@@ -185,7 +170,7 @@ def test_bad_data_is_reported_by_the_cli(tmp_path):
     bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": 3, "rejected": "b"}\n')
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({**small_config(tmp_path / "o"), "data": {"train": str(bad)}}))
-    res = cli("train", str(cfg))
+    res = run_cli("train", str(cfg))
     assert res.returncode == 2
     assert "bad.jsonl:2" in res.stderr and "chosen" in res.stderr and "error" not in res.stdout
     assert "Traceback" not in res.stderr
@@ -197,7 +182,7 @@ def test_two_process_accelerate_launch(tmp_path):
     launcher = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "cpu_ddp2.yaml"
     res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher),
                           "-m", "rewardlab.cli", "train", str(cfg)],
-                         capture_output=True, text=True, env=_env(), timeout=600)
+                         capture_output=True, text=True, env=train_env(), timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     run = tmp_path / "ddp"
     summary = json.loads((run / "summary.json").read_text())

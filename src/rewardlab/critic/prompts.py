@@ -15,6 +15,7 @@ The wording is a reconstruction (the paper does not publish its prompts); both a
 from __future__ import annotations
 
 from rewardlab.errors import ConfigError
+from rewardlab.models.inputs import prompt_as_text
 
 DEFAULT_CRITIQUE_TEMPLATE = (
     "Below are a user's request and an AI assistant's response.\n\n"
@@ -30,13 +31,6 @@ CRITIQUE_ASK = (
     "problems. End with a last line of the form 'Score: N', where N is an integer from 1 (very bad) to "
     "10 (excellent)."
 )
-
-
-def prompt_as_text(prompt) -> str:
-    """A prompt as plain text: a string as is, a list of chat messages as 'Role: content' lines."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
 
 
 def check_template(template: str, origin: str = "critique template") -> str:

@@ -39,7 +39,7 @@ class Encoded:
     status: str  # ok | prompt_truncated | response_truncated | truncated_right | truncated_left | dropped
 
 
-def _messages_as_text(prompt) -> str:
+def prompt_as_text(prompt) -> str:
     """A prompt as plain text, for backbones without a chat template."""
     if isinstance(prompt, str):
         return prompt
@@ -55,7 +55,7 @@ def render(tokenizer, mode: str, prompt, response: str) -> tuple[str, str]:
         if full.startswith(prefix):
             return prefix, full[len(prefix):]
         return prefix, response
-    return _messages_as_text(prompt), response
+    return prompt_as_text(prompt), response
 
 
 def _cut(ids: list[int], roles: list[int | None], max_length: int, policy: str) -> tuple[list[int], str]:

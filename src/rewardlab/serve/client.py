@@ -72,17 +72,17 @@ class RemoteReward:
         return self.score_items(_as_items(prompts, responses))
 
     def score_items(self, items: list[dict]) -> list[float]:
-        rewards: list[float] = []
-        for start in range(0, len(items), self.batch_size):
-            answer = self._post("/score", {"items": items[start:start + self.batch_size]})
-            rewards.extend(float(r) for r in answer["rewards"])
-        return rewards
+        return self._rewards("/score", "items", items)
 
     def get_reward(self, queries: list[str]) -> list[float]:
         """OpenRLHF's protocol: rewards of full (already rendered) texts."""
+        return self._rewards("/get_reward", "query", queries)
+
+    def _rewards(self, path: str, field: str, values: list) -> list[float]:
+        """POST ``values`` under ``field`` in requests of at most ``batch_size``; the rewards in order."""
         rewards: list[float] = []
-        for start in range(0, len(queries), self.batch_size):
-            answer = self._post("/get_reward", {"query": queries[start:start + self.batch_size]})
+        for start in range(0, len(values), self.batch_size):
+            answer = self._post(path, {field: values[start:start + self.batch_size]})
             rewards.extend(float(r) for r in answer["rewards"])
         return rewards
 
