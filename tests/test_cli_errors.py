@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
-from rewardlab.cli_common import plain_type_label, unwrap_paragraphs
+from rewardlab.cli.common import plain_type_label, unwrap_paragraphs
 from rewardlab.errors import ConfigError
 from rewardlab.models import locate
 from rewardlab.models.locate import BACKBONE, REWARD_MODEL, locate_model

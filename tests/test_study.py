@@ -184,7 +184,7 @@ def test_cli_study_command(pool_files, tmp_path):
     import yaml
     from typer.testing import CliRunner
 
-    from rewardlab.commands_embed_study import study
+    from rewardlab.cli.embed_study import study
 
     cfg = _config(pool_files, tmp_path / "cli", objective=["bt"], head=["linear"], beta=[-1])
     path = tmp_path / "grid.yaml"

@@ -1,3 +1,3 @@
-from rewardlab.cli import main
+from rewardlab.cli.app import main
 
 main()

@@ -1,6 +1,6 @@
 """CLI commands of preference strength and denoising: ``strength`` and ``denoise``.
 
-Registered on the app in ``cli.py`` like the embedding commands.
+Registered on the app in ``cli/app.py`` like the embedding commands.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli_common import console
-from rewardlab.cli_common import fail as _fail
-from rewardlab.cli_common import log as _log
+from rewardlab.cli.common import console
+from rewardlab.cli.common import fail as _fail
+from rewardlab.cli.common import log as _log
 from rewardlab.errors import RewardlabError
 
 

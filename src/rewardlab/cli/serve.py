@@ -1,7 +1,7 @@
 """CLI command of the reward server: ``rewardlab serve``.
 
-Registered on the app in ``cli.py`` like the other command modules. Errors go to stderr as
-``error: ...`` with exit status 2 (``rewardlab.cli_common.fail``); MODEL_DIR is checked like every
+Registered on the app in ``cli/app.py`` like the other command modules. Errors go to stderr as
+``error: ...`` with exit status 2 (``rewardlab.cli.common.fail``); MODEL_DIR is checked like every
 ``--model`` (``rewardlab.models.locate``).
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli_common import fail as _fail
+from rewardlab.cli.common import fail as _fail
 from rewardlab.errors import ConfigError, RewardlabError
 
 

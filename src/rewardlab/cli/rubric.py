@@ -1,6 +1,6 @@
 """CLI commands of rubric rewards: ``rubric score`` and ``grpo``.
 
-Registered on the app in ``cli.py`` (``rubric`` as a command group, ``grpo`` as a command).
+Registered on the app in ``cli/app.py`` (``rubric`` as a command group, ``grpo`` as a command).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli_common import App, console
-from rewardlab.cli_common import fail as _fail
-from rewardlab.cli_common import log as _log
+from rewardlab.cli.common import App, console
+from rewardlab.cli.common import fail as _fail
+from rewardlab.cli.common import log as _log
 from rewardlab.errors import RewardlabError
 
 rubric_app = App(help="Rubric rewards: score completions per criterion.", no_args_is_help=True)

@@ -6,9 +6,9 @@
 - ``fail(err)`` prints ``error: <message>`` on stderr and exits with status 2, the exit status
   of every handled user mistake (bad data, bad config, a wrong ``--model``).
 
-Command modules (``cli.py``, ``commands_*.py``) import from here::
+Command modules (``cli/*.py``) import from here::
 
-    from rewardlab.cli_common import console, err_console, fail, log
+    from rewardlab.cli.common import console, err_console, fail, log
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """CLI commands of the embedding fast path: ``embed``, ``study`` and ``golden``.
 
-Typer-annotated functions, registered on the app in ``cli.py``::
+Typer-annotated functions, registered on the app in ``cli/app.py``::
 
-    from rewardlab.commands_embed_study import embed, golden, study
+    from rewardlab.cli.embed_study import embed, golden, study
     app.command()(embed)
     app.command()(study)
     app.command()(golden)
@@ -16,10 +16,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli_common import console, fail, log
+from rewardlab.cli.common import console, fail, log
 from rewardlab.errors import RewardlabError
 
-_fail, _log = fail, log  # the shared helpers of rewardlab.cli_common (errors on stderr, exit 2)
+_fail, _log = fail, log  # the shared helpers of rewardlab.cli.common (errors on stderr, exit 2)
 
 
 def embed(

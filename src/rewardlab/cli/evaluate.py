@@ -1,9 +1,7 @@
-"""The ``rewardlab`` command line: each command is one thin call into a package function."""
+"""CLI commands that score: ``rewardlab score`` and ``rewardlab eval`` (registered in ``cli/app.py``)."""
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,27 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli_common import App, console, fail, plain_help_types
+from rewardlab.cli.common import console
+from rewardlab.cli.common import fail as _fail
 from rewardlab.errors import RewardlabError
-
-app = App(help="Train, diagnose and evaluate reward models.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-plain_help_types()
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("transformers", "accelerate", "datasets", "httpx", "urllib3"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-
 
 # Critic-RM models (docs/critic_rm.md) write critiques before they score; `score` and `eval` take these.
 CritiquesOpt = Annotated[Optional[int], typer.Option(
@@ -40,76 +20,6 @@ CritiquesOpt = Annotated[Optional[int], typer.Option(
 CritiqueSeedOpt = Annotated[Optional[int], typer.Option(help="Critic-RM: seed of the critique sampling (default: the model's).")]
 CritiqueCacheOpt = Annotated[Optional[Path], typer.Option(
     help="Critic-RM: cache directory of the written critiques (a rerun resumes from it).")]
-
-
-_fail = fail  # errors go to stderr, exit status 2 (rewardlab.cli_common)
-
-
-@app.callback()
-def _main() -> None:
-    _quiet_libraries()
-
-
-@app.command()
-def train(
-    config: Annotated[Path, typer.Argument(help="YAML run configuration (see configs/).")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: key.sub=value (YAML value).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in output_dir.")] = False,
-) -> None:
-    """Train a reward model as CONFIG says.
-
-    Writes into the config's output_dir (OUT, default runs/default): OUT/model/ (the exported
-    reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/."""
-    from rewardlab.config import load_config
-    from rewardlab.train.loop import train as run
-
-    try:
-        cfg = load_config(config, set_ or [])
-        summary = run(cfg, resume=resume)
-    except RewardlabError as e:
-        _fail(e)
-    if summary.get("interrupted"):
-        console.print(f"interrupted by signal {summary['signal']} at step {summary['step']}; "
-                      f"checkpoint {summary['checkpoint']}; continue with --resume")
-        raise typer.Exit(128 + int(summary["signal"]))
-    if "validation" in summary:
-        _print_train_summary(summary)
-    out = Path(cfg.output_dir)
-    console.print(f"outputs in {out}/: model/ (the reward model), metrics.jsonl, summary.json, config.yaml, "
-                  f"checkpoints/\nnext: rewardlab eval --model {out / 'model'} --data DATA")
-
-
-def _print_train_summary(summary: dict) -> None:
-    val = summary.get("validation") or {}
-    t = Table(title="training summary")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_row("train pairs", str(summary.get("n_train")))
-    t.add_row("validation pairs", str(summary.get("n_validation")))
-    t.add_row("steps", str(summary.get("steps")))
-    if summary.get("epochs") is not None:
-        t.add_row("epochs", f"{summary['epochs']:.2f}")
-    t.add_row("pairs seen", str(summary.get("pairs_seen")))
-    t.add_row("pairs / s", f"{summary.get('pairs_per_second', 0):.2f}")
-    if val:
-        t.add_row("validation accuracy", f"{val['accuracy']:.4f}")
-        t.add_row("validation mean margin", f"{val['mean_margin']:.4f}")
-    console.print(t)
-    src = (summary.get("data") or {}).get("train_source") or {}
-    notes = []
-    if src.get("skipped"):
-        notes.append(f"skipped rows (on_error: skip): {src['skipped']}")
-    for key in ("empty_chosen", "empty_rejected", "identical"):
-        if src.get(key):
-            notes.append(f"{key.replace('_', ' ')}: {src[key]} (kept)")
-    trunc = summary.get("truncation", {}).get("train", {})
-    touched = {k: v for k, v in trunc.items() if k != "ok"}
-    if touched:
-        notes.append(f"over-length items (train, chosen+rejected): {touched}")
-    if summary.get("truncation", {}).get("dropped_train_pairs"):
-        notes.append(f"pairs dropped by overlength=drop: {summary['truncation']['dropped_train_pairs']}")
-    for note in notes:
-        console.print(f"[yellow]data:[/] {escape(note)}", highlight=False)
 
 
 _FORMAT_HELP = "Data format: auto, explicit, implicit, conversational or hh (as data.format in a run config)."
@@ -121,7 +31,6 @@ def _data_options(format: str, prompt_key: str, chosen_key: str, rejected_key: s
             "on_error": "skip" if skip_bad_rows else "raise"}
 
 
-@app.command()
 def score(
     model: Annotated[str, typer.Option(help="A trained reward model: a directory saved by rewardlab (OUT/model) "
                                             "or transformers, or a Hub name (online).")],
@@ -164,7 +73,6 @@ def score(
         console.print(f"[yellow]data:[/] {escape(note)}", highlight=False)
 
 
-@app.command("eval")
 def eval_(
     model: Annotated[list[str], typer.Option(help="A trained reward model (a directory saved by rewardlab, OUT/model, "
                                                   "or transformers; or a Hub name); repeat for several.")],
@@ -279,48 +187,3 @@ def print_eval(res: dict) -> None:
         console.print(f"subsampled: at most {res['subsample']['max_pairs_per_subset']} pairs per subset")
     for a in res.get("agreement", []):
         console.print(f"agreement {a['models'][0]} vs {a['models'][1]}: {_pct(a['overall'])}% of {a['n']} pairs")
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo writes its run (model/, report.html, ...).")] = Path("runs/demo"),
-    epochs: Annotated[float, typer.Option(help="Training epochs over the sample data.")] = 2.0,
-) -> None:
-    """Train a MiniLM reward model on the bundled sample data, evaluate it on held-out prompts,
-    print the results and write report.html."""
-    from rewardlab.demo import run_demo
-
-    try:
-        summary = run_demo(out, epochs=epochs, console=console)
-    except RewardlabError as e:
-        _fail(e)
-    if summary.get("interrupted"):
-        raise typer.Exit(128 + int(summary["signal"]))
-
-
-from rewardlab.commands_embed_study import embed, golden, study  # noqa: E402  (light: imports inside)
-
-app.command()(embed)
-app.command()(study)
-app.command()(golden)
-from rewardlab.commands_strength import denoise, strength  # noqa: E402
-
-app.command()(strength)
-app.command()(denoise)
-from rewardlab.commands_critic import critique  # noqa: E402
-
-app.command()(critique)
-from rewardlab.commands_serve import serve  # noqa: E402
-
-app.command()(serve)
-from rewardlab.commands_rubric import grpo, rubric_app  # noqa: E402
-
-app.add_typer(rubric_app, name="rubric")
-app.command()(grpo)
-
-
-def main() -> None:  # pragma: no cover
-    sys.exit(app())
-
-if __name__ == "__main__":  # python -m rewardlab.cli
-    main()

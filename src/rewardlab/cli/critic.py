@@ -1,4 +1,4 @@
-"""CLI command of Critic-RM data generation: ``critique`` (registered in ``cli.py``)."""
+"""CLI command of Critic-RM data generation: ``critique`` (registered in ``cli/app.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli_common import console
-from rewardlab.cli_common import fail as _fail
+from rewardlab.cli.common import console
+from rewardlab.cli.common import fail as _fail
 from rewardlab.errors import RewardlabError
 
 

@@ -1,0 +1,91 @@
+"""CLI commands that train: ``rewardlab train`` and ``rewardlab demo`` (registered in ``cli/app.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rewardlab.cli.common import console
+from rewardlab.cli.common import fail as _fail
+from rewardlab.errors import RewardlabError
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML run configuration (see configs/).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: key.sub=value (YAML value).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in output_dir.")] = False,
+) -> None:
+    """Train a reward model as CONFIG says.
+
+    Writes into the config's output_dir (OUT, default runs/default): OUT/model/ (the exported
+    reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/."""
+    from rewardlab.config import load_config
+    from rewardlab.train.loop import train as run
+
+    try:
+        cfg = load_config(config, set_ or [])
+        summary = run(cfg, resume=resume)
+    except RewardlabError as e:
+        _fail(e)
+    if summary.get("interrupted"):
+        console.print(f"interrupted by signal {summary['signal']} at step {summary['step']}; "
+                      f"checkpoint {summary['checkpoint']}; continue with --resume")
+        raise typer.Exit(128 + int(summary["signal"]))
+    if "validation" in summary:
+        _print_train_summary(summary)
+    out = Path(cfg.output_dir)
+    console.print(f"outputs in {out}/: model/ (the reward model), metrics.jsonl, summary.json, config.yaml, "
+                  f"checkpoints/\nnext: rewardlab eval --model {out / 'model'} --data DATA")
+
+
+def _print_train_summary(summary: dict) -> None:
+    val = summary.get("validation") or {}
+    t = Table(title="training summary")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("train pairs", str(summary.get("n_train")))
+    t.add_row("validation pairs", str(summary.get("n_validation")))
+    t.add_row("steps", str(summary.get("steps")))
+    if summary.get("epochs") is not None:
+        t.add_row("epochs", f"{summary['epochs']:.2f}")
+    t.add_row("pairs seen", str(summary.get("pairs_seen")))
+    t.add_row("pairs / s", f"{summary.get('pairs_per_second', 0):.2f}")
+    if val:
+        t.add_row("validation accuracy", f"{val['accuracy']:.4f}")
+        t.add_row("validation mean margin", f"{val['mean_margin']:.4f}")
+    console.print(t)
+    src = (summary.get("data") or {}).get("train_source") or {}
+    notes = []
+    if src.get("skipped"):
+        notes.append(f"skipped rows (on_error: skip): {src['skipped']}")
+    for key in ("empty_chosen", "empty_rejected", "identical"):
+        if src.get(key):
+            notes.append(f"{key.replace('_', ' ')}: {src[key]} (kept)")
+    trunc = summary.get("truncation", {}).get("train", {})
+    touched = {k: v for k, v in trunc.items() if k != "ok"}
+    if touched:
+        notes.append(f"over-length items (train, chosen+rejected): {touched}")
+    if summary.get("truncation", {}).get("dropped_train_pairs"):
+        notes.append(f"pairs dropped by overlength=drop: {summary['truncation']['dropped_train_pairs']}")
+    for note in notes:
+        console.print(f"[yellow]data:[/] {escape(note)}", highlight=False)
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its run (model/, report.html, ...).")] = Path("runs/demo"),
+    epochs: Annotated[float, typer.Option(help="Training epochs over the sample data.")] = 2.0,
+) -> None:
+    """Train a MiniLM reward model on the bundled sample data, evaluate it on held-out prompts,
+    print the results and write report.html."""
+    from rewardlab.demo import run_demo
+
+    try:
+        summary = run_demo(out, epochs=epochs, console=console)
+    except RewardlabError as e:
+        _fail(e)
+    if summary.get("interrupted"):
+        raise typer.Exit(128 + int(summary["signal"]))
