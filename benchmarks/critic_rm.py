@@ -160,7 +160,8 @@ def _accuracy(rc: np.ndarray, rr: np.ndarray, sources: list[str]) -> dict:
 
 
 def score_arms(args, held_path: Path, work: Path) -> dict:
-    from rewardlab.critic.scoring import load_model, mean_over_critiques, score_with_critiques
+    from rewardlab.critic.load import load_model
+    from rewardlab.critic.scoring import mean_over_critiques, score_with_critiques
     from rewardlab.data import load_preferences
     from rewardlab.models.reward_model import RewardModel
 

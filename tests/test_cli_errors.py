@@ -203,7 +203,9 @@ def test_a_cached_hub_model_loads_from_its_snapshot_offline(monkeypatch, reward_
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(locate, "hub_model_exists", lambda repo_id, timeout=0: (None, "ConnectError"))
     assert locate_model("org/cached") == str(reward_model)
-    rm = locate.load_reward_model("org/cached")
+    from rewardlab.models.reward_model import load_reward_model
+
+    rm = load_reward_model("org/cached")
     assert rm.settings.max_length == 24
     monkeypatch.setattr(locate, "hub_model_exists", lambda repo_id, timeout=0: (True, ""))
     assert locate_model("org/cached") == "org/cached"

@@ -31,11 +31,8 @@ from rewardlab.critic.model import (
     critique_labels,
     critique_lm_loss,
 )
-from rewardlab.critic.scoring import (
-    load_model,
-    mean_over_critiques,
-    score_with_critiques,
-)
+from rewardlab.critic.load import load_model
+from rewardlab.critic.scoring import mean_over_critiques, score_with_critiques
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.generate import Generator, Sample
 from rewardlab.objectives import LossInputs, build_loss
@@ -310,7 +307,7 @@ def test_export_loads_in_plain_transformers_as_both_classes(trained, tmp_path):
 
 
 def _joint(p, y, c):
-    from rewardlab.critic.model import prompt_messages
+    from rewardlab.critic.prompts import prompt_messages
     from rewardlab.critic.prompts import joint_messages
 
     return joint_messages(prompt_messages(p), y, c)

@@ -246,7 +246,7 @@ def test_encode_text_of_the_chat_rendering_equals_encode(rm, pairs):
 def test_encode_text_pair_mode_keeps_special_tokens():
     from transformers import AutoTokenizer
 
-    from rewardlab.models.backbone import resolve
+    from rewardlab.models.locate import resolve
     from rewardlab.models.inputs import encode_text
 
     tok = AutoTokenizer.from_pretrained(resolve("minilm"))

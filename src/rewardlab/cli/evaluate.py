@@ -47,7 +47,7 @@ def score(
     critique_cache: CritiqueCacheOpt = None,
 ) -> None:
     """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques)."""
-    from rewardlab.critic.scoring import load_model
+    from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
     from rewardlab.eval.runner import input_notes
 

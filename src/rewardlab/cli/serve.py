@@ -77,7 +77,7 @@ def serve(
 
     import torch
 
-    from rewardlab.models.locate import load_reward_model
+    from rewardlab.models.reward_model import load_reward_model
     from rewardlab.serve.app import create_app
     from rewardlab.serve.server import run_server
 

@@ -32,11 +32,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from rewardlab.config import CriticConfig
-from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages
-from rewardlab.data.chat import to_messages
+from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages, prompt_messages
+from rewardlab.critic.scoring import score_with_critiques
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
-from rewardlab.models.inputs import OVERLENGTH_POLICIES, Encoded, _cut, pad_batch
+from rewardlab.models.locate import resolve
+from rewardlab.models.inputs import OVERLENGTH_POLICIES, Encoded, cut_to_length, pad_batch
 from rewardlab.models.reward_model import ModelSettings, RewardModel, last_index
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class CriticRewardModel(RewardModel):
         """A causal LM backbone with a fresh reward head (normal(0, initializer_range), no bias)."""
         from transformers import AutoModelForCausalLM
 
-        path = backbone.resolve(name_or_path)
+        path = resolve(name_or_path)
         tokenizer = backbone.load_tokenizer(path)
         lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **hf_kwargs)
         backbone.ensure_distinct_pad(lm, tokenizer)
@@ -166,7 +167,7 @@ class CriticRewardModel(RewardModel):
         p_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
         c_ids = self.tokenizer(turn, add_special_tokens=False)["input_ids"]
         ids = p_ids + c_ids
-        keep, status = _cut(ids, [0] * len(p_ids) + [1] * len(c_ids), self.settings.max_length, policy)
+        keep, status = cut_to_length(ids, [0] * len(p_ids) + [1] * len(c_ids), self.settings.max_length, policy)
         n_crit = sum(1 for i in keep if i >= len(p_ids))
         return JointEncoded([ids[i] for i in keep], None, status, critique_len=n_crit, sft=sft)
 
@@ -189,8 +190,6 @@ class CriticRewardModel(RewardModel):
         """Rewards averaged over ``critic.critiques`` critiques written by the model (see
         :func:`rewardlab.critic.scoring.score_with_critiques`); the critiques are kept in
         ``self.last_critiques``."""
-        from rewardlab.critic.scoring import score_with_critiques
-
         out = score_with_critiques(self, prompts, responses, batch_size=batch_size,
                                    padding_side=padding_side, progress=progress)
         self.last_critiques = out.critiques
@@ -212,12 +211,6 @@ class CriticRewardModel(RewardModel):
 
 
 # -------------------------------------------------------------------- pure pieces
-def prompt_messages(prompt) -> list[dict]:
-    """A prompt as chat messages, as RewardModel renders it (an HH dialogue string is parsed into
-    turns, any other string is one user message), so both kinds of model read the same conversation."""
-    return to_messages(prompt, "")[:-1]
-
-
 def critique_labels(input_ids: torch.Tensor, items: list[JointEncoded], padding_side: str) -> torch.Tensor:
     """Labels for a padded batch: each ``sft`` item's last ``critique_len`` real tokens, -100 elsewhere."""
     labels = torch.full_like(input_ids, IGNORE)

@@ -15,6 +15,7 @@ The wording is a reconstruction (the paper does not publish its prompts); both a
 from __future__ import annotations
 
 from rewardlab.errors import ConfigError
+from rewardlab.data.chat import to_messages
 from rewardlab.models.inputs import prompt_as_text
 
 DEFAULT_CRITIQUE_TEMPLATE = (
@@ -111,3 +112,9 @@ def score_followup_request(prompt, response: str, critique: str, template: str =
     """The critique conversation with the critique continued by ``prefix`` (a trailing assistant
     message: generators continue it)."""
     return critique_request(prompt, response, template) + [{"role": "assistant", "content": critique.rstrip() + prefix}]
+
+
+def prompt_messages(prompt) -> list[dict]:
+    """A prompt as chat messages, as RewardModel renders it (an HH dialogue string is parsed into
+    turns, any other string is one user message), so both kinds of model read the same conversation."""
+    return to_messages(prompt, "")[:-1]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages
+from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages, prompt_messages
 from rewardlab.errors import ConfigError
 
 
@@ -56,7 +56,7 @@ def writer_for(model, cache_dir: str | Path | None = None):
         return model.generator
     if model.source_dir is None:
         raise ConfigError("this Critic-RM has no directory to write critiques with: save it and load it "
-                          "with rewardlab.critic.scoring.load_model, or set model.generator")
+                          "with rewardlab.critic.load.load_model, or set model.generator")
     from rewardlab.generate import make_generator
 
     cache_dir = cache_dir if cache_dir is not None else model.cache_dir
@@ -91,8 +91,6 @@ def score_with_critiques(model, prompts, responses, *, m: int | None = None, bat
     if not prompts:
         model.last_truncation = Counter()
         return CritiqueScores(np.zeros(0), np.zeros((0, m)), np.zeros((0, model.feature_dim), np.float32), [])
-    from rewardlab.critic.model import prompt_messages
-
     budget = model.settings.max_length - c.max_new_tokens
     fitted = [fit_request(model.tokenizer, prompt_messages(p), r, budget, c.ask) for p, r in zip(prompts, responses)]
     n_cut = sum(f[2] for f in fitted)
@@ -153,45 +151,3 @@ def fit_request(tokenizer, prompt, response: str, budget: int, ask: str | None =
         raise ConfigError(f"cannot fit the critique request into {budget} tokens (the template and ask alone "
                           "are longer): raise model.max_length or lower critic.max_new_tokens")
     return prompt, response, cut
-
-
-def is_critic_model(directory: str | Path) -> bool:
-    """Whether a model directory holds a Critic-RM (config.json has ``rewardlab.critic``)."""
-    import json
-
-    path = Path(directory) / "config.json"
-    if not path.is_file():
-        return False
-    try:
-        return "critic" in (json.loads(path.read_text()).get("rewardlab") or {})
-    except (ValueError, AttributeError):
-        return False
-
-
-def load_model(directory: str | Path, *, critiques: int | None = None, cache_dir: str | Path | None = None,
-               seed: int | None = None, option: str = "--model"):
-    """A saved reward model for scoring: a Critic-RM (with ``critiques`` m, ``seed`` and the
-    generation ``cache_dir`` overriding its saved settings) or a plain RewardModel (through
-    :func:`rewardlab.models.locate.load_reward_model`). Asking a plain reward model for critiques
-    is an error."""
-    from rewardlab.models.locate import REWARD_MODEL, load_reward_model, locate_model
-
-    if not is_critic_model(directory):
-        if critiques is not None:
-            raise ConfigError(f"{directory}: --critiques applies to Critic-RM models only "
-                              "(trained with a `critic:` section); this is a plain reward model")
-        return load_reward_model(directory, option=option)
-    from rewardlab.critic.model import CriticRewardModel
-
-    if critiques is not None and critiques < 1:
-        raise ConfigError(f"--critiques must be >= 1, got {critiques}")
-    target = locate_model(directory, kind=REWARD_MODEL, option=option)
-    try:
-        model = CriticRewardModel.from_pretrained(target)
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"{option} {str(directory)!r}: cannot load the Critic-RM ({err})") from err
-    updates = {k: v for k, v in (("critiques", critiques), ("seed", seed)) if v is not None}
-    if updates:
-        model.critic = model.critic.model_validate({**model.critic.model_dump(), **updates})
-    model.cache_dir = Path(cache_dir) if cache_dir is not None else None
-    return model

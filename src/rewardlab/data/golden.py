@@ -215,7 +215,7 @@ _DESCRIBE = {
 def score_with_reward_model(pool: ResponsePool, model_dir: str | Path, *, batch_size: int = 16,
                             progress: bool = False) -> ResponsePool:
     """Golden = the rewards of a reward model saved by rewardlab (``RewardModel.from_pretrained``)."""
-    from rewardlab.models.locate import load_reward_model
+    from rewardlab.models.reward_model import load_reward_model
 
     rm = load_reward_model(model_dir, option="golden model")
     scores = rm.score(pool.prompt, pool.response, batch_size=batch_size, progress=progress)

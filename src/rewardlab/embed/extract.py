@@ -36,6 +36,7 @@ import torch
 
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
+from rewardlab.models.locate import resolve
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, RENDER_MODES, Encoded, encode, pad_batch
 
 POOLINGS = ("auto", "last", "cls", "mean")
@@ -104,7 +105,7 @@ def resolve_spec(spec: EmbedSpec) -> dict:
     cache keys on. Reads the model's config and tokenizer only (no weights)."""
     from transformers import AutoConfig
 
-    path = backbone.resolve(spec.model)
+    path = resolve(spec.model)
     config = AutoConfig.from_pretrained(path)
     tokenizer = backbone.load_tokenizer(path)
     decoder = _is_decoder(config)

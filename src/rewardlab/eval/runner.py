@@ -38,7 +38,7 @@ from rewardlab.data import load_preferences
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import metrics
 from rewardlab.eval.suites import load_suite, rows_by_subset, score_suite
-from rewardlab.critic.scoring import load_model
+from rewardlab.critic.load import load_model
 from rewardlab.models.locate import REWARD_MODEL, locate_model
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.runinfo import run_info

@@ -65,7 +65,7 @@ class TransformersGenerator(Generator):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rewardlab.models.backbone import resolve
+        from rewardlab.models.locate import resolve
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")

@@ -25,7 +25,7 @@ class VLLMGenerator(Generator):
         except ImportError as e:
             raise ConfigError("backend 'vllm' needs the vllm package (pip install 'rewardlab[vllm]'); "
                               "or use backend 'transformers', or 'openai' against a vLLM server") from e
-        from rewardlab.models.backbone import resolve
+        from rewardlab.models.locate import resolve
 
         self._vllm = vllm
         path = resolve(model)

@@ -64,17 +64,6 @@ ALIASES = {
 }
 
 
-def resolve(name_or_path: str, *, option: str = "model") -> str:
-    """Map a backbone name to something ``from_pretrained`` loads (converting GGUF files once).
-
-    Checked by :func:`rewardlab.models.locate.locate_model`: a missing directory, an empty one or an
-    unreachable Hub name is a ConfigError naming ``option``, not a transformers traceback.
-    """
-    from rewardlab.models.locate import BACKBONE, locate_model
-
-    return locate_model(name_or_path, kind=BACKBONE, option=option)
-
-
 def _file_key(path: Path) -> str:
     st = path.stat()
     h = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())

@@ -58,7 +58,7 @@ def render(tokenizer, mode: str, prompt, response: str) -> tuple[str, str]:
     return prompt_as_text(prompt), response
 
 
-def _cut(ids: list[int], roles: list[int | None], max_length: int, policy: str) -> tuple[list[int], str]:
+def cut_to_length(ids: list[int], roles: list[int | None], max_length: int, policy: str) -> tuple[list[int], str]:
     """Indices to keep after the over-length policy; roles: 0 prompt, 1 response, None special."""
     excess = len(ids) - max_length
     if excess <= 0:
@@ -98,7 +98,7 @@ def encode(tokenizer, mode: str, prompt, response: str, max_length: int, policy:
         r_ids = tokenizer(r_text, add_special_tokens=False)["input_ids"]
         ids = lead + p_ids + r_ids
         roles = [None] * len(lead) + [0] * len(p_ids) + [1] * len(r_ids)
-    keep, status = _cut(ids, roles, max_length, policy)
+    keep, status = cut_to_length(ids, roles, max_length, policy)
     ids = [ids[i] for i in keep]
     if type_ids is not None:
         type_ids = [type_ids[i] for i in keep]
@@ -150,7 +150,7 @@ def encode_text(tokenizer, mode: str, text: str, max_length: int, policy: str,
         body = tokenizer(text, add_special_tokens=False)["input_ids"]
         ids = lead + body
         roles = [None] * len(lead) + [0] * len(body)
-    keep, status = _cut(ids, roles, max_length, policy)
+    keep, status = cut_to_length(ids, roles, max_length, policy)
     ids = [ids[i] for i in keep]
     if type_ids is not None:
         type_ids = [type_ids[i] for i in keep]

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
+from rewardlab.models import backbone
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def locate_model(value: str | os.PathLike, *, kind: str = REWARD_MODEL, option: 
     ``"backbone"`` (aliases and GGUF files are resolved, as in training). ``option`` names the
     argument in messages (``--model``, ``model.name_or_path``).
     """
-    from rewardlab.models import backbone
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     text = str(value)
@@ -194,14 +193,10 @@ def hub_model_exists(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> tuple[bool
     return True, ""
 
 
-def load_reward_model(value: str | os.PathLike, *, option: str = "--model", dtype=None):
-    """A :class:`RewardModel` from a checked model argument; loading failures become ConfigError."""
-    from rewardlab.models.reward_model import RewardModel
+def resolve(name_or_path: str, *, option: str = "model") -> str:
+    """Map a backbone name to something ``from_pretrained`` loads (converting GGUF files once).
 
-    target = locate_model(value, kind=REWARD_MODEL, option=option)
-    try:
-        return RewardModel.from_pretrained(target, dtype=dtype)
-    except (OSError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"{option} {str(value)!r}: cannot load a reward model from it ({first}); "
-                          f"expected {expected(REWARD_MODEL)}") from err
+    Checked by :func:`locate_model`: a missing directory, an empty one or an unreachable Hub name is
+    a ConfigError naming ``option``, not a transformers traceback.
+    """
+    return locate_model(name_or_path, kind=BACKBONE, option=option)

@@ -286,28 +286,3 @@ def prepare_base(base, tokenizer):
         base.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     base.config.pad_token_id = tokenizer.pad_token_id
     return base
-
-
-def load_adapter(directory: str | Path, *, base: str | None = None, dtype: torch.dtype | None = None):
-    """A :class:`RewardModel` from an adapter directory: the base it names (or ``base``), prepared
-    by :func:`prepare_base`, with the adapter and its trained head loaded by peft (not merged)."""
-    from peft import PeftConfig, PeftModel
-
-    from rewardlab.models import backbone
-    from rewardlab.models.reward_model import ModelSettings, RewardModel
-
-    directory = Path(directory)
-    info_path = directory / "rewardlab.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    base_path = base or PeftConfig.from_pretrained(str(directory)).base_model_name_or_path
-    if not base and not Path(base_path or "").is_dir() and info.get("base_model"):
-        base_path = info["base_model"]  # the path recorded at training is gone: the name it was given (alias, Hub)
-    if not base_path:
-        raise ConfigError(f"{directory}: adapter_config.json names no base model; pass base=")
-    tokenizer = backbone.load_tokenizer(str(directory))
-    hf = prepare_base(backbone.load_sequence_classifier(backbone.resolve(base_path), dtype=dtype), tokenizer)
-    PeftModel.from_pretrained(hf, str(directory))  # injects the adapters into hf in place
-    known = {k: v for k, v in info.items() if k in ModelSettings.__dataclass_fields__}
-    settings = ModelSettings(**known) if known else ModelSettings(base_model=str(base_path))
-    hf.eval()
-    return RewardModel(hf, tokenizer, settings)

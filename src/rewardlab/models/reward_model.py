@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ import torch
 from torch import nn
 
 from rewardlab.errors import ConfigError
-from rewardlab.models import backbone
+from rewardlab.models import backbone, lora, packing
 from rewardlab.models.inputs import Encoded, encode, pad_batch
+from rewardlab.models.locate import REWARD_MODEL, expected, locate_model, resolve
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class RewardModel(nn.Module):
         **hf_kwargs,
     ) -> "RewardModel":
         """A fresh reward model (new head) on a backbone: alias, directory, GGUF file or Hub name."""
-        path = backbone.resolve(name_or_path)
+        path = resolve(name_or_path)
         tokenizer = backbone.load_tokenizer(path)
         model = backbone.load_sequence_classifier(path, dtype=dtype, **hf_kwargs)
         if _is_decoder_style(model):
@@ -120,8 +122,6 @@ class RewardModel(nn.Module):
     def from_pretrained(cls, directory: str | Path, *, dtype: torch.dtype | None = None) -> "RewardModel":
         """Reload a model saved by :meth:`save_pretrained` (or any 1-label sequence classifier)."""
         if (Path(directory) / "adapter_config.json").is_file():  # a LoRA adapter export
-            from rewardlab.models.lora import load_adapter
-
             return load_adapter(directory, dtype=dtype)
         directory = str(directory)
         tokenizer = backbone.load_tokenizer(directory)
@@ -129,7 +129,7 @@ class RewardModel(nn.Module):
         stored = getattr(model.config, "rewardlab", None) or {}
         if "critic" in stored:  # its rewards need critiques: scoring without them would be silently wrong
             raise ConfigError(f"{directory}: a Critic-RM model (it writes critiques before it scores); "
-                              "load it with rewardlab.critic.scoring.load_model")
+                              "load it with rewardlab.critic.load.load_model")
         known = {k: v for k, v in stored.items() if k in ModelSettings.__dataclass_fields__}
         settings = ModelSettings(**known) if known else ModelSettings(base_model=directory)
         model.eval()
@@ -252,8 +252,6 @@ class RewardModel(nn.Module):
     def score_pairs(self, table, *, batch_size: int = 16, return_features: bool = False,
                     progress: bool = False) -> dict[str, np.ndarray]:
         """Score the chosen and rejected responses of a PreferenceTable in one pass."""
-        from rewardlab.models import packing
-
         if packing.resolve_mode(self, "auto") == "shared_prompt":  # decoders: each prompt once (docs/speed.md)
             return packing.score_table_pairs(self, table, batch_size=batch_size, return_features=return_features,
                                              progress=progress)
@@ -278,3 +276,36 @@ def last_index(attention_mask: torch.Tensor) -> torch.Tensor:
 def first_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position of the first real token of each row, whatever the padding side."""
     return attention_mask.long().argmax(-1)
+
+
+def load_reward_model(value: str | os.PathLike, *, option: str = "--model", dtype=None):
+    """A :class:`RewardModel` from a checked model argument; loading failures become ConfigError."""
+    target = locate_model(value, kind=REWARD_MODEL, option=option)
+    try:
+        return RewardModel.from_pretrained(target, dtype=dtype)
+    except (OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{option} {str(value)!r}: cannot load a reward model from it ({first}); "
+                          f"expected {expected(REWARD_MODEL)}") from err
+
+
+def load_adapter(directory: str | Path, *, base: str | None = None, dtype: torch.dtype | None = None):
+    """A :class:`RewardModel` from an adapter directory: the base it names (or ``base``), prepared
+    by :func:`rewardlab.models.lora.prepare_base`, with the adapter and its trained head loaded by peft (not merged)."""
+    from peft import PeftConfig, PeftModel
+
+    directory = Path(directory)
+    info_path = directory / "rewardlab.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    base_path = base or PeftConfig.from_pretrained(str(directory)).base_model_name_or_path
+    if not base and not Path(base_path or "").is_dir() and info.get("base_model"):
+        base_path = info["base_model"]  # the path recorded at training is gone: the name it was given (alias, Hub)
+    if not base_path:
+        raise ConfigError(f"{directory}: adapter_config.json names no base model; pass base=")
+    tokenizer = backbone.load_tokenizer(str(directory))
+    hf = lora.prepare_base(backbone.load_sequence_classifier(resolve(base_path), dtype=dtype), tokenizer)
+    PeftModel.from_pretrained(hf, str(directory))  # injects the adapters into hf in place
+    known = {k: v for k, v in info.items() if k in ModelSettings.__dataclass_fields__}
+    settings = ModelSettings(**known) if known else ModelSettings(base_model=str(base_path))
+    hf.eval()
+    return RewardModel(hf, tokenizer, settings)

@@ -203,7 +203,7 @@ def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
-    from rewardlab.models.backbone import resolve
+    from rewardlab.models.locate import resolve
     from rewardlab.rubric.spec import load_rubric
     from rewardlab.runinfo import run_info
 
