@@ -25,7 +25,7 @@ import numpy as np
 
 from rewardlab.data import load_preferences
 from rewardlab.embed.extract import EmbedSpec, embed_table
-from rewardlab.models.heads import fit_head
+from rewardlab.heads import fit_head
 from rewardlab.strength import crossfit_heads, noise_detection, plan_recipe, prompt_folds, random_flips
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 Trains a k-member MLP reward-head ensemble (d → 1024 → 512 → 1, BT loss, Adam) on N pairs of
 D-dim embeddings two ways, with the same members' data orders, batch size and number of epochs:
 
-- vectorised: ``rewardlab.models.heads.fit_head`` (one module, member-leading parameters,
+- vectorised: ``rewardlab.heads.fit_head`` (one module, member-leading parameters,
   ``torch.baddbmm``), no early stopping (``val_fraction: 0``) so both sides do the same steps;
 - loop: k plain ``nn.Sequential`` MLPs with their own ``torch.optim.Adam``, trained one after
   another, chosen and rejected of each pair through the model (what one writes by hand).
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rewardlab.models.heads import HeadConfig, fit_head, member_seed
+from rewardlab.heads import HeadConfig, fit_head, member_seed
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -38,8 +38,9 @@ import torch
 
 from rewardlab.data import PreferenceTable, load_preferences
 from rewardlab.embed.extract import EmbedSpec, embed_texts
-from rewardlab.models.heads import HeadConfig, fit_head
-from rewardlab.train.metarm import difference_objective, group_responses
+from rewardlab.heads import HeadConfig, fit_head
+from rewardlab.data.groups import group_responses
+from rewardlab.objectives.metarm import difference_objective
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -121,11 +122,12 @@ def head_config(args) -> HeadConfig:
 def gradient_scale(data: dict, seed: int, args) -> dict:
     """‖∇J‖ and ‖θ‖ of a freshly initialised head on the first meta batch: η‖∇J‖/‖θ‖ is the size
     of the meta perturbation relative to the weights (at the start of training)."""
-    from rewardlab.models.heads import _as_meta, _Trainer, member_seed
+    from rewardlab.heads.config import as_meta, member_seed
+    from rewardlab.heads.trainer import Trainer
 
     x = torch.from_numpy(data["X"])
-    meta = _as_meta({"groups": data["meta_groups"], "eta": 1.0, "batch": args.meta_batch}, len(x))
-    t = _Trainer(x, *data["train"], "bt", None, head_config(args), seed, [member_seed(seed, 0)], None, None, meta)
+    meta = as_meta({"groups": data["meta_groups"], "eta": 1.0, "batch": args.meta_batch}, len(x))
+    t = Trainer(x, *data["train"], "bt", None, head_config(args), seed, [member_seed(seed, 0)], None, None, meta)
     t._meta_J(t.model, 0).backward()
     grad = float(torch.sqrt(sum((p.grad ** 2).sum() for p in t.model.parameters())))
     weight = float(torch.sqrt(sum((p.detach() ** 2).sum() for p in t.model.parameters())))

@@ -117,7 +117,7 @@ def test_keys_and_table(tmp_path, llama_embedder):
 def test_embedding_head_golden_skips_pool_prompts(tmp_path, tiny_llama_dir):
     import json
 
-    from rewardlab.data.golden import build_pool
+    from rewardlab.study.golden import build_pool
 
     def write(name, rows):
         path = tmp_path / name

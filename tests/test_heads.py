@@ -1,4 +1,4 @@
-"""Reward heads on embeddings: vectorised ensembles, GBDT (rewardlab.models.heads, .gbdt)."""
+"""Reward heads on embeddings: vectorised ensembles, GBDT (rewardlab.heads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rewardlab.errors import ConfigError
-from rewardlab.models.heads import EnsembleMLP, HeadConfig, fit_head, member_seed
+from rewardlab.heads import EnsembleMLP, HeadConfig, fit_head, member_seed
 
 
 def _data(m=240, d=10, n=400, seed=0, noise=0.1):
@@ -53,9 +53,9 @@ def test_full_batch_path_equals_independent_heads():
     for j in range(3):
         alone = fit_head(X, c, r, objective="bt", config=cfg, seed=2, member_seeds=[member_seed(2, j)])
         np.testing.assert_allclose(alone.predict_members(X)[0], ens.predict_members(X)[j], atol=1e-8)
-    from rewardlab.models.heads import _Trainer
+    from rewardlab.heads.trainer import Trainer
 
-    t = _Trainer(torch.from_numpy(X), c, r, "bt", None, cfg, 2, [1, 2, 3], None, None)
+    t = Trainer(torch.from_numpy(X), c, r, "bt", None, cfg, 2, [1, 2, 3], None, None)
     items = np.stack([np.concatenate([t.tr_c, t.tr_r])[np.random.default_rng(j).permutation(2 * len(t.tr_c))]
                       for j in range(3)])
     with torch.no_grad():  # the shared-rows path gives each row the reward it would get on its own
@@ -111,7 +111,7 @@ def test_gbdt_head(objective):
 
 
 def test_gbdt_registry_derivatives_are_bt_analytic():
-    from rewardlab.models.gbdt import _pair_derivatives
+    from rewardlab.heads.gbdt import _pair_derivatives
     from rewardlab.objectives import build_loss
 
     rng = np.random.default_rng(0)

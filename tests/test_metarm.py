@@ -1,4 +1,4 @@
-"""MetaRM (rewardlab.train.metarm): the difference objective, meta data, the meta step in the
+"""MetaRM (rewardlab.objectives.metarm, rewardlab.data.groups, rewardlab.train.methods.metarm): the difference objective, meta data, the meta step in the
 fine-tuning loop (η = 0 is plain BT, exact resume, CLI, DDP) and on embedding heads."""
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ from safetensors.torch import load_file
 from rewardlab.config import parse_config
 from rewardlab.data import load_preferences
 from rewardlab.errors import ConfigError, DataError
-from rewardlab.models.heads import EnsembleMLP, HeadConfig, fit_head
-from rewardlab.train import metarm
-from rewardlab.train.metarm import (
-    difference_objective,
-    group_responses,
-    load_meta_groups,
-    meta_batch_groups,
-)
+from rewardlab.heads import EnsembleMLP, HeadConfig, fit_head
+from rewardlab.data.groups import group_responses, load_meta_groups
+from rewardlab.objectives import metarm
+from rewardlab.objectives.metarm import difference_objective, meta_batch_groups
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -16,7 +16,8 @@ from rewardlab.models import packing
 from rewardlab.models.inputs import Encoded
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.train import batching
-from rewardlab.train.collate import EncodedPairs, micro_batch_indices
+from rewardlab.models.pairs import EncodedPairs
+from rewardlab.train.batching import micro_batch_indices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

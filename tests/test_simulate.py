@@ -1,4 +1,4 @@
-"""Annotation simulator and golden pools (rewardlab.data.simulate, rewardlab.data.golden)."""
+"""Annotation simulator and golden pools (rewardlab.data.simulate, rewardlab.study.golden)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import special
 
 from rewardlab.data import load_preferences
-from rewardlab.data.golden import ResponsePool, build_pool, pool_from_table
+from rewardlab.study.golden import ResponsePool, build_pool, pool_from_table
 from rewardlab.data.simulate import annotator_p_correct, golden_scale, simulate_pairs
 from rewardlab.errors import ConfigError, DataError
 

@@ -12,7 +12,7 @@ import torch
 
 from rewardlab.data import load_preferences, sample_path
 from rewardlab.errors import ConfigError
-from rewardlab.models.heads import fit_head
+from rewardlab.heads import fit_head
 from rewardlab.strength import (
     apply_recipe,
     crossfit_heads,
@@ -62,7 +62,7 @@ def _synthetic(n=600, d=8, seed=0, min_gap=0.0):
 
 
 def test_crossfit_scores_each_pair_only_with_members_that_did_not_train_on_it(monkeypatch):
-    import rewardlab.models.heads as heads
+    import rewardlab.heads as heads
 
     calls = []
     real = heads.fit_head

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rewardlab.data.golden import ResponsePool
+from rewardlab.study.golden import ResponsePool
 from rewardlab.errors import ConfigError
 from rewardlab.eval.metrics import best_of_n_gain, golden_pairwise_accuracy
 from rewardlab.study import runners

@@ -1,4 +1,4 @@
-"""What every run records next to its outputs: package versions, git commit, platform."""
+"""What every run records next to its outputs: package versions, git commit, platform, parameter counts."""
 
 from __future__ import annotations
 
@@ -51,3 +51,15 @@ def peak_memory(device=None) -> dict:
 
 def run_info() -> dict:
     return {"versions": package_versions(), "git_commit": git_commit(), "platform": platform.platform()}
+
+
+def parameter_counts(module) -> dict[str, int]:
+    """Total and trainable parameters (each tensor counted once)."""
+    seen, total, trainable = set(), 0, 0
+    for p in module.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return {"total": total, "trainable": trainable}

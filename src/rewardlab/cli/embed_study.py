@@ -117,7 +117,7 @@ def golden(
     """Build a golden pool for studies: every distinct response per prompt with a true reward.
 
     Exactly one of --model, --column or --labels says where the true reward comes from."""
-    from rewardlab.data.golden import build_pool
+    from rewardlab.study.golden import build_pool
     from rewardlab.models.locate import locate_model
 
     chosen = [name for name, on in (("model", model is not None), ("column", column), ("labels", labels)) if on]

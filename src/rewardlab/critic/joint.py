@@ -4,9 +4,10 @@ The loss of one batch is ``λ(t) · L_SFT(critique tokens | x, y) + (1 − λ(t)
 ``L_reward`` is any objective of the registry (bt, normbt, ...; ``objective:`` in the run config)
 computed on rewards read at the last token of ``[prompt | response | ask | critique]``, and
 ``L_SFT`` the mean cross-entropy over the labelled critique tokens of the batch (both sides' by
-default). The training loop stays the one loop (``train/loop.py``): it builds a
-:class:`~rewardlab.critic.model.CriticRewardModel`, encodes pairs with :func:`encode_pairs`, wraps
-its loss in :class:`JointLoss` and tells it the step before each optimizer step.
+default). The training loop stays the one loop (``train/loop.py``); its Critic-RM plug-in
+(``train/methods/critic.py``) builds a :class:`~rewardlab.critic.model.CriticRewardModel`, encodes
+pairs with :func:`encode_pairs`, wraps the loss in :class:`JointLoss` and tells it the step before
+each optimizer step.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import torch
 from torch import nn
 
 from rewardlab.errors import ConfigError, DataError
-from rewardlab.train import collate
-from rewardlab.train.collate import EncodedPairs
+from rewardlab.models import pairs
+from rewardlab.models.pairs import EncodedPairs
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -104,35 +105,8 @@ def encode_pairs(model, table) -> EncodedPairs:
         cr = critique_text(table[keys[1]][i], origin, keys[1])
         return model.encode_joint(p, c, cc, sft=sft[0]), model.encode_joint(p, r, cr, sft=sft[1])
 
-    return collate.encode_pairs(model, table, encode_pair)
+    return pairs.encode_pairs(model, table, encode_pair)
 
 
 def _first_origin(table) -> str:
     return table.origin[0].rsplit(":", 1)[0] if len(table) else "<data>"
-
-
-# ------------------------------------------------------------------ what the training loop calls
-def columns(cfg) -> tuple[str, str]:
-    """The data columns joint training reads besides prompt/chosen/rejected."""
-    return cfg.critic.critique_chosen_key, cfg.critic.critique_rejected_key
-
-
-def build_model(cfg):
-    """The CriticRewardModel of a run config (the backbone's causal LM plus a fresh reward head)."""
-    from rewardlab.critic.model import CriticRewardModel
-
-    if cfg.metarm is not None:
-        raise ConfigError("critic and metarm cannot be combined (MetaRM scores responses without critiques)")
-    if cfg.model.pooling not in ("auto", "last") or cfg.model.render not in ("auto", "chat"):
-        raise ConfigError("a Critic-RM reads the last token of the chat-rendered conversation: "
-                          f"model.pooling must be auto or last (got {cfg.model.pooling}) and model.render "
-                          f"auto or chat (got {cfg.model.render})")
-    return CriticRewardModel.from_backbone(
-        cfg.model.name_or_path, critic=cfg.critic, max_length=cfg.model.max_length,
-        overlength=cfg.model.overlength, padding_side=cfg.model.padding_side,
-        dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None)
-
-
-def joint_loss(reward_loss: nn.Module, critic_cfg) -> JointLoss:
-    return JointLoss(reward_loss, schedule=critic_cfg.lambda_schedule, start=critic_cfg.lambda_start,
-                     end=critic_cfg.lambda_end)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from rewardlab.errors import ConfigError
+from rewardlab.runinfo import parameter_counts
 
 log = logging.getLogger(__name__)
 
@@ -197,18 +198,6 @@ def peft_model(model):
 def saved_modules(model) -> list[str]:
     """The modules peft trains and saves in full (wrapped in ``ModulesToSaveWrapper``)."""
     return [n for n, m in model.model.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
-
-
-def parameter_counts(module: nn.Module) -> dict[str, int]:
-    """Total and trainable parameters (each tensor counted once)."""
-    seen, total, trainable = set(), 0, 0
-    for p in module.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return {"total": total, "trainable": trainable}
 
 
 # ---------------------------------------------------------------------- export

@@ -103,7 +103,7 @@ def crossfit_heads(
     a single fold (all zeros) the members train on, and score, every pair (in-sample). ``head``
     is a ``HeadConfig`` mapping (default: MLP d → 1024 → 512 → 1; ``members`` is set here).
     """
-    from rewardlab.models.heads import HeadConfig, fit_head
+    from rewardlab.heads import HeadConfig, fit_head
 
     xc = np.asarray(X_chosen, dtype=np.float32)
     xr = np.asarray(X_rejected, dtype=np.float32)

@@ -46,7 +46,7 @@ def decile_accuracy(
     """Per μ̂ group of the training pairs: the validation accuracy of heads trained on that group
     alone (mean and std over ``members`` independently seeded heads), plus the group's μ̂ range.
     ``mu`` is indexed like ``train_idx`` (one value per training pair)."""
-    from rewardlab.models.heads import HeadConfig, fit_head
+    from rewardlab.heads import HeadConfig, fit_head
 
     xc = np.asarray(X_chosen, dtype=np.float32)
     xr = np.asarray(X_rejected, dtype=np.float32)

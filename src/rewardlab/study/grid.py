@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rewardlab.config import apply_overrides, format_validation, read_yaml_mapping
 from rewardlab.errors import ConfigError
-from rewardlab.models.heads import HeadConfig
+from rewardlab.heads import HeadConfig
 
 GRID_KEYS = ("embedding", "objective", "head", "beta", "quantity", "pairing", "selection", "seed")
 

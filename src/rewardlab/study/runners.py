@@ -55,7 +55,7 @@ def _slug(name: str) -> str:
 # ---------------------------------------------------------------------- preparation
 def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> dict[str, Any]:
     """Build (or reuse) the pool and the embedding matrices; return what workers need."""
-    from rewardlab.data.golden import ResponsePool, build_pool
+    from rewardlab.study.golden import ResponsePool, build_pool
     from rewardlab.data.simulate import golden_scale
     from rewardlab.embed.extract import EmbedSpec, embed_texts
 
@@ -117,7 +117,7 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
     """Simulate, train and evaluate one cell; returns its results row."""
     from rewardlab.data.simulate import simulate_pairs
     from rewardlab.eval.metrics import best_of_n_gain, golden_pairwise_accuracy, per_prompt_spearman
-    from rewardlab.models.heads import fit_head
+    from rewardlab.heads import fit_head
 
     t0 = time.perf_counter()
     golden, prompt_id, is_test = arrays["golden"], arrays["prompt_id"], arrays["is_test"].astype(bool)

@@ -1,6 +1,6 @@
 """Which pairs form each micro-batch, and how they are laid out for the forward pass.
 
-- Order: as ``collate.micro_batch_indices`` (a pure function of seed, epoch, position, rank), or,
+- Order: as :func:`micro_batch_indices` (a pure function of seed, epoch, position, rank), or,
   with ``group_by_length``, mega-batches of ``mega_batches`` global batches sorted by pair length
   (as transformers' ``group_by_length``): the epoch's shuffled order is cut into mega-batches, each
   sorted longest first, cut into global batches, and those batches shuffled within the mega-batch.
@@ -11,14 +11,39 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from rewardlab.models import packing
-from rewardlab.train.collate import (EncodedPairs, collate_pairs, epoch_order, micro_batch_indices,
-                                     micro_batches_per_epoch)
+from rewardlab.models.pairs import EncodedPairs, collate_pairs
 
 MEGA_BATCHES = 50  # global batches per length-sorted mega-batch (transformers' LengthGroupedSampler uses 50)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), so resume is exact."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def micro_batches_per_epoch(n: int, global_batch: int) -> int:
+    return math.ceil(n / global_batch)
+
+
+def micro_batch_indices(n: int, seed: int, micro: int, global_batch: int, rank: int, world: int) -> np.ndarray:
+    """Indices of micro-batch ``micro`` (counted over all epochs) for one rank.
+
+    The last global batch of an epoch wraps around to the epoch's first items, as
+    ``DistributedSampler`` pads, so every rank gets a full share and no rank waits on an empty one.
+    """
+    per_epoch = micro_batches_per_epoch(n, global_batch)
+    epoch, pos = divmod(micro, per_epoch)
+    order = epoch_order(n, seed, epoch)
+    take = np.arange(pos * global_batch, (pos + 1) * global_batch) % n
+    global_idx = order[take]
+    per_rank = global_batch // world
+    return global_idx[rank * per_rank:(rank + 1) * per_rank]
 
 
 def pair_lengths(pairs: EncodedPairs) -> np.ndarray:

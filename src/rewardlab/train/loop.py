@@ -2,7 +2,9 @@
 
 Read it top to bottom: data -> model -> loss -> optimizer -> (resume) -> steps with validation,
 logging and checkpoints -> export. The single-process path is the same code as DDP/FSDP/DeepSpeed
-under ``accelerate launch``; each process takes its share of every global batch.
+under ``accelerate launch``; each process takes its share of every global batch. Methods that
+change the run beyond the objective (LoRA, Critic-RM, MetaRM, ...) are plug-ins
+(``rewardlab.train.methods``): the loop calls their hooks and names none of them.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from torch import nn
 
 from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
-from rewardlab.models import lora, packing
+from rewardlab.models import packing
+from rewardlab.models.pairs import encode_pairs
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import LossInputs, build_loss
-from rewardlab.runinfo import peak_memory, run_info
-from rewardlab.train import batching, checkpoint, metarm
-from rewardlab.train.collate import encode_pairs, micro_batches_per_epoch
+from rewardlab.runinfo import parameter_counts, peak_memory, run_info
+from rewardlab.train import batching, checkpoint, methods
+from rewardlab.train.batching import micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
 
 log = logging.getLogger(__name__)
@@ -38,12 +41,12 @@ class TrainModule(nn.Module):
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, batch: dict, columns: dict | None = None, meta_mask: torch.Tensor | None = None):
-        # Padded or packed (train.packing); extra: a joint model's LM loss (Critic-RM), handed to its loss.
+    def forward(self, batch: dict, columns: dict | None = None, reduce=None):
+        # Padded or packed (train.packing); extra: what a joint model returns besides rewards and
+        # features (Critic-RM's LM loss), handed to its loss.
         r, h, *extra = packing.forward(self.model, batch)
-        if meta_mask is not None:  # MetaRM: the batch holds a meta batch's responses, group by group
-            rewards = r.new_zeros(meta_mask.shape, dtype=torch.float32).masked_scatter(meta_mask, r.float())
-            return metarm.difference_objective(rewards, meta_mask)
+        if reduce is not None:  # a method's own objective on the batch's rewards (MetaRM's J)
+            return reduce(r)
         b = r.shape[0] // 2
         loss, logs = self.loss(LossInputs(r[:b], r[b:], h[:b], h[b:], columns), *extra)
         return loss, logs, r[:b].detach(), r[b:].detach()
@@ -126,10 +129,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     from transformers import get_scheduler
 
     tc, out = cfg.train, Path(cfg.output_dir)
+    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
     _reset_single_process_state()
-    # MetaRM's forward reads the model only, not the loss's own parameters (SwAV prototypes).
     ddp_kwargs = DistributedDataParallelKwargs(
-        find_unused_parameters=cfg.model.pooling in ("mean", "native") or cfg.metarm is not None)
+        find_unused_parameters=cfg.model.pooling in ("mean", "native") or any(m.find_unused_parameters for m in plugins))
     # Without a GPU, accelerate only joins the process group of `accelerate launch` when told cpu=True.
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=tc.mixed_precision,
                               log_with=tc.report_to or None, project_dir=str(out), kwargs_handlers=[ddp_kwargs])
@@ -145,41 +148,40 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     set_seed(tc.seed)
 
     # ---- data and model
-    critic = joint_critic(cfg)  # Critic-RM: rewardlab.critic.joint, or None
-    tables = prepare_tables(cfg.data, seed=tc.seed, keep_columns=critic.columns(cfg) if critic else ())
-    model = critic.build_model(cfg) if critic else RewardModel.from_backbone(
-        cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=cfg.model.max_length,
-        overlength=cfg.model.overlength, render=cfg.model.render, padding_side=cfg.model.padding_side,
-        dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None,
-    )
+    tables = prepare_tables(cfg.data, seed=tc.seed, keep_columns=[c for m in plugins for c in m.columns()])
+    model = methods.first(m.build_model() for m in plugins)
+    if model is None:
+        model = RewardModel.from_backbone(
+            cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=cfg.model.max_length,
+            overlength=cfg.model.overlength, render=cfg.model.render, padding_side=cfg.model.padding_side,
+            dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None,
+        )
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
-    if cfg.lora is not None:  # adapters on the backbone; the reward head trains in full (models/lora.py)
-        lora.apply(model, cfg.lora)
+    for m in plugins:  # adapters on the backbone (LoRA), ...
+        m.wrap_model(model)
     packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
     if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = 0.0
-    encode = critic.encode_pairs if critic else encode_pairs
-    train_pairs = encode(model, tables.train)
-    val_pairs = encode(model, tables.validation) if tables.validation is not None else None
+
+    def encode(table):  # a method's own encoding (Critic-RM: with critiques), else the model's
+        pairs = methods.first(m.encode_pairs(model, table) for m in plugins)
+        return pairs if pairs is not None else encode_pairs(model, table)
+
+    train_pairs = encode(tables.train)
+    val_pairs = encode(tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
     lengths = batching.pair_lengths(train_pairs) if tc.group_by_length else None
-    meta_groups = None
-    if cfg.metarm is not None:  # responses grouped by prompt from the shifted distribution
-        mc = cfg.metarm
-        metarm.check_backend(accelerator)
-        meta_groups = metarm.encode_groups(model, metarm.load_meta_groups(
-            mc.data, mc.max_responses, format=mc.format, prompt_key=mc.prompt_key, chosen_key=mc.chosen_key,
-            rejected_key=mc.rejected_key, on_error=mc.on_error))
-        tables.report["metarm"] = meta_groups.report
+    for m in plugins:  # what a method loads besides the pairs (MetaRM: the shifted data's responses)
+        m.setup(accelerator, model, tables.report)
 
     reduce_mean = (lambda t: accelerator.reduce(t, "mean")) if world > 1 else None
     loss_fn = build_loss(cfg.objective, cfg.aux, feature_dim=model.feature_dim, all_reduce_mean=reduce_mean)
-    if critic:  # λ(t) · L_SFT + (1 − λ(t)) · L_reward
-        loss_fn = critic.joint_loss(loss_fn, cfg.critic)
+    for m in plugins:  # extra loss terms (Critic-RM: λ(t) · L_SFT + (1 − λ(t)) · L_reward)
+        loss_fn = m.wrap_loss(loss_fn)
     module = TrainModule(model, loss_fn)
 
     # ---- optimisation schedule
@@ -224,7 +226,6 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     # Loss sum, correct, pairs since the last train record; checkpointed in `progress` (summed over
     # processes, restored on the main one), so the first record after --resume equals the uninterrupted run's.
     window = torch.tensor(progress.window if main else [0.0, 0.0, 0.0], dtype=torch.float64)
-    meta_logs: dict = {}
     last_val: dict = {}
     by_source: dict | None = None
     if val_pairs is not None and len(val_pairs):
@@ -237,17 +238,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         while progress.step < total_steps:
             t0 = time.perf_counter()
             n_micro = min(tc.grad_accum, total_micro - progress.micro)
-            if critic:
-                inner.loss.set_progress(progress.step, total_steps)
+            ctx = methods.StepContext(accelerator, module, inner, progress.step, total_steps, tc.log_every, tc.seed)
+            for m in plugins:  # Critic-RM: λ(t); MetaRM: θ′ = θ + η∇J(θ) in place, gradients below at θ′
+                m.before_step(ctx)
             logs: dict = {}
-            meta = None
-            if meta_groups is not None and progress.step % cfg.metarm.every == 0:
-                # θ′ = θ + η∇J(θ) in place; the micro-batches below take the BT gradient at θ′.
-                # J(θ′) costs a forward: measured only on the last meta step before a log record.
-                next_log = min((progress.step // tc.log_every + 1) * tc.log_every, total_steps)
-                *meta, meta_logs = metarm.finetune_meta_step(
-                    accelerator, module, inner, meta_groups, cfg.metarm, seed=tc.seed, step=progress.step,
-                    measure_after=progress.step + cfg.metarm.every >= next_log)
             for k in range(n_micro):
                 idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
                                                  tc.group_by_length, lengths)
@@ -265,8 +259,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 window += torch.tensor([float(loss.detach()) * len(idx), float((rc > rr).sum()), len(idx)], dtype=torch.float64)
                 progress.micro += 1
                 progress.pairs_seen += len(idx) * world
-            if meta is not None:
-                metarm.restore(*meta)  # back to θ, keeping the gradient taken at θ′
+            for m in plugins:  # MetaRM: back to θ, keeping the gradient taken at θ′
+                m.after_backward(ctx)
             if tc.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(module.parameters(), tc.max_grad_norm)
             optimizer.step()
@@ -281,9 +275,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                        "accuracy": w[1] / max(w[2], 1), "lr": scheduler.get_last_lr()[0],
                        "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
                        **{k: float(v) for k, v in logs.items()}}
-                if meta_logs:  # J on the last meta batch, before and after the ascent
-                    rec.update(meta_logs)
-                    meta_logs = {}
+                for m in plugins:  # MetaRM: J on the last meta batch, before and after the ascent
+                    rec.update(m.logs())
                 log_record(rec)
                 window.zero_()
                 postfix.update(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
@@ -319,17 +312,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 "checkpoint": str(checkpoint.latest(ckpt_root))}
 
     summary_tokens = {"packing": packing_mode, "group_by_length": tc.group_by_length}
-    return _finish(accelerator, cfg, inner.model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
-                   summary_tokens)
-
-
-def joint_critic(cfg: RunConfig):
-    """The Critic-RM module when the config has a ``critic:`` section (joint critique + reward training)."""
-    if cfg.critic is None:
-        return None
-    from rewardlab.critic import joint
-
-    return joint
+    return _finish(accelerator, cfg, plugins, inner.model, tables, train_pairs, val_pairs, progress, last_val, out,
+                   by_source, summary_tokens)
 
 
 def _reset_single_process_state() -> None:
@@ -353,7 +337,7 @@ class _nullcontext:
         return False
 
 
-def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
+def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, progress, last_val, out, by_source,
             layout) -> dict:
     """Reward statistics, export, per-source validation accuracy (from the last validation, which
     ran at the final step), summary.json."""
@@ -380,11 +364,12 @@ def _finish(accelerator, cfg, model, tables, train_pairs, val_pairs, progress, l
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
             model.settings.reward_stats_n = int(len(r))
-        summary["parameters"] = lora.parameter_counts(model)
-        if cfg.lora is None:
+        summary["parameters"] = parameter_counts(model)
+        exported = methods.first(m.export(model, out / "model") for m in plugins)  # LoRA: merged and/or adapter
+        if exported is None:
             model.save_pretrained(out / "model")
-        else:  # merged and/or adapter export; the adapter's size goes into the summary
-            summary["lora"] = lora.export(model, cfg.lora, out / "model")
+        else:
+            summary.update(exported)
         if by_source is not None:
             summary["validation_by_source"] = by_source
         summary["peak_memory"] = peak_memory(accelerator.device)

@@ -1,8 +1,8 @@
-"""Pairs as token ids, and micro-batches that put chosen and rejected through one forward pass."""
+"""Pairs as token ids (``EncodedPairs``), and the batch that puts chosen and rejected through one
+forward pass (``collate_pairs``): shared by the training loop, Critic-RM's pair encoder and scoring."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -75,27 +75,3 @@ def collate_pairs(model, pairs: EncodedPairs, idx) -> tuple[dict[str, torch.Tens
     batch = model.collate(items)
     cols = {k: torch.as_tensor(v[idx], dtype=torch.float32) for k, v in pairs.columns.items()}
     return batch, cols
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), so resume is exact."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def micro_batches_per_epoch(n: int, global_batch: int) -> int:
-    return math.ceil(n / global_batch)
-
-
-def micro_batch_indices(n: int, seed: int, micro: int, global_batch: int, rank: int, world: int) -> np.ndarray:
-    """Indices of micro-batch ``micro`` (counted over all epochs) for one rank.
-
-    The last global batch of an epoch wraps around to the epoch's first items, as
-    ``DistributedSampler`` pads, so every rank gets a full share and no rank waits on an empty one.
-    """
-    per_epoch = micro_batches_per_epoch(n, global_batch)
-    epoch, pos = divmod(micro, per_epoch)
-    order = epoch_order(n, seed, epoch)
-    take = np.arange(pos * global_batch, (pos + 1) * global_batch) % n
-    global_idx = order[take]
-    per_rank = global_batch // world
-    return global_idx[rank * per_rank:(rank + 1) * per_rank]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rewardlab.errors import ConfigError
-from rewardlab.models.heads import HeadConfig, split_pairs
+from rewardlab.heads.config import HeadConfig, split_pairs
 from rewardlab.objectives import LossInputs, build_loss
 
 

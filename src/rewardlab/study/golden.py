@@ -227,7 +227,7 @@ def score_with_embedding_head(pool: ResponsePool, train_data: str | Sequence[str
                               embedding: dict | None = None, head: dict | None = None,
                               objective: str | dict = "bt", seed: int = 0, cache_dir: str | None = None,
                               log: Callable[[str], None] | None = None) -> ResponsePool:
-    """Golden = an ensemble head (``rewardlab.models.heads``) trained with ``objective`` on cached
+    """Golden = an ensemble head (``rewardlab.heads``) trained with ``objective`` on cached
     embeddings of the pairs of ``train_data``, scoring the pool's items.
 
     ``embedding`` is an ``EmbedSpec`` dict (default MiniLM, mean pooling); ``head`` a
@@ -236,7 +236,7 @@ def score_with_embedding_head(pool: ResponsePool, train_data: str | Sequence[str
     """
     from rewardlab.data import load_preferences
     from rewardlab.embed.extract import EmbedSpec, embed_texts
-    from rewardlab.models.heads import HeadConfig, fit_head
+    from rewardlab.heads import HeadConfig, fit_head
 
     spec = EmbedSpec(**({"model": "minilm", "pooling": "mean"} | (embedding or {})))
     cfg = HeadConfig.model_validate({"kind": "mlp", "members": 5} | (head or {}))
