@@ -450,7 +450,7 @@ def test_to_messages():
 
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data directory {REAL_DATA} is absent")
-def test_real_data_files_load_with_the_documented_counts():
+def test_real_data_files_load_with_the_documented_counts(tmp_path):
     for stem, count in REAL_COUNTS.items():
         table = load_preferences(REAL_DATA / f"{stem}.jsonl")
         assert len(table) == count == table.report.n_read, stem
@@ -458,8 +458,14 @@ def test_real_data_files_load_with_the_documented_counts():
         assert table.format == ("hh" if stem.startswith("hh_") else "explicit")
     pandalm = load_preferences(REAL_DATA / "pandalm_test.jsonl").report
     assert pandalm.empty_chosen + pandalm.empty_rejected > 0
-    everything = load_preferences(REAL_DATA)
+    pairs_only = tmp_path / "pairs"  # the pair files; gsm8k_solutions.jsonl has another shape
+    pairs_only.mkdir()
+    for stem in REAL_COUNTS:
+        (pairs_only / f"{stem}.jsonl").symlink_to(REAL_DATA / f"{stem}.jsonl")
+    everything = load_preferences(pairs_only)
     assert len(everything) == sum(REAL_COUNTS.values())
+    with pytest.raises(DataError, match=r"gsm8k_solutions\.jsonl:1: field 'chosen'"):
+        load_preferences(REAL_DATA)  # a best-of-N file among pair files: named, not skipped
 
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data directory {REAL_DATA} is absent")
