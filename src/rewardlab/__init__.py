@@ -17,8 +17,6 @@ Everything else lives in the subpackages (``rewardlab.models``, ``rewardlab.obje
 
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 # public name -> the module that defines it (or (module, name there))
@@ -55,6 +53,8 @@ def __getattr__(name: str):
     where = _API.get(name)
     if where is None:
         raise AttributeError(f"module 'rewardlab' has no attribute {name!r}")
+    import importlib  # here, not at the top: `import rewardlab` stays as cheap as before the API
+
     module, attr = where if isinstance(where, tuple) else (where, name)
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value  # later look-ups skip this function
