@@ -255,7 +255,6 @@ def plot_scores_with_rules(rows: Sequence[Mapping[str, Any]], title: str = "") -
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35))
-    fig.tight_layout()
     return fig
 
 

@@ -360,7 +360,7 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         out["distance"].append(np.linalg.norm(diff, axis=1))
         out["len_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
         out["len_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
-    return {k: np.concatenate(v) for k, v in out.items()}, truncation
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}, truncation
 
 
 def _fit_temperature(model: RewardModel, spec: str, table, batch_size: int, progress: bool) -> dict[str, Any]:
@@ -894,6 +894,8 @@ def _figures(evaluation: Evaluation) -> dict[str, Any]:
     figs = {}
     cats = evaluation.pairs["category"]
     for name, s in evaluation.scores.items():
+        if not s["reward_chosen"].size:  # items only: these figures are about pairs
+            continue
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(cats):
             groups.setdefault(c, []).append(i)
