@@ -123,9 +123,10 @@ def test_score_suite_rejects_bad_counts(toy_suite, results, match):
 
 # ----------------------------------------------------------------------------- loading
 def test_builtin_suites_load():
-    assert builtin_suites() == ["rewardbench", "shared"]
+    assert builtin_suites() == ["rewardbench", "rewardbench2", "shared"]
     shared = load_suite("shared")
-    assert {s.section for s in shared.subsets} == {"Chat", "Safety", "Reasoning", "Prior Sets"}
+    assert {s.section for s in shared.subsets} == {"Chat", "Safety", "Reasoning", "Prior Sets", "Best-of-N"}
+    assert {s.section for s in shared.subsets if s.kind == "pairs"} == {"Chat", "Safety", "Reasoning", "Prior Sets"}
     assert {s.name for s in shared.subsets if s.name.startswith("llmbar")} <= {
         s.name for s in shared.subsets if s.section == "Chat"}
     rb = load_suite("rewardbench")
@@ -236,6 +237,7 @@ def test_shared_suite_selectors_cover_the_real_files():
     expected_files = {
         "alpacaeval_gpt4_judged.jsonl", "alpacaeval_modelpairs.jsonl", "hh_rlhf_harmless.jsonl",
         "humanevalpack.jsonl", "llmbar_processed.jsonl", "pandalm_test.jsonl", "xstest_pairs.jsonl",
+        "gsm8k_solutions.jsonl",
     }
     assert {Path(d).name for d in suite.data_specs()} == expected_files
     for data in suite.data_specs():

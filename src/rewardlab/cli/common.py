@@ -13,6 +13,7 @@ Command modules (``cli/*.py``) import from here::
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn, TextIO
 
@@ -23,9 +24,15 @@ from rich.markup import escape
 EXIT_USAGE = 2  # a handled user mistake (bad input, bad config, bad option value)
 
 
+NON_TERMINAL_WIDTH = 160  # tables in a file, a pipe or a CI log: wide enough for eval's score tables
+
+
 def _console(stream: TextIO, stderr: bool) -> Console:
-    # Not a terminal: no wrapping at rich's default 80 columns (one message, one line).
-    return Console(stderr=stderr, soft_wrap=not stream.isatty(), highlight=False)
+    # Not a terminal: no wrapping at rich's default 80 columns (one message, one line), and tables
+    # laid out for NON_TERMINAL_WIDTH columns (unless COLUMNS says otherwise).
+    tty = stream.isatty()
+    width = None if tty or os.environ.get("COLUMNS") else NON_TERMINAL_WIDTH
+    return Console(stderr=stderr, soft_wrap=not tty, highlight=False, width=width)
 
 
 console = _console(sys.stdout, stderr=False)

@@ -74,8 +74,12 @@ def score(
 
 
 def eval_(
-    model: Annotated[list[str], typer.Option(help="A trained reward model (a directory saved by rewardlab, OUT/model, "
-                                                  "or transformers; or a Hub name); repeat for several.")],
+    model: Annotated[Optional[list[str]], typer.Option(
+        help="A trained reward model (a directory saved by rewardlab, OUT/model, or transformers; or a Hub "
+             "name); repeat for several (every pair is also compared).")] = None,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(
+        help="Compare two models on the same items: MODEL_A MODEL_B (paired tests per subset, Holm "
+             "correction, intervals of the differences); instead of --model.", metavar="MODEL_A MODEL_B")] = None,
     suite: Annotated[Optional[str], typer.Option(
         help="Suite: a built-in name (shared, rewardbench) or a suite YAML path.")] = None,
     data: Annotated[Optional[list[str]], typer.Option(
@@ -99,12 +103,22 @@ def eval_(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals and paired comparisons.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples.")] = 0,
 ) -> None:
-    """Score models on a suite or data: summary table, diagnostics, results.json and report.html."""
+    """Score models on a suite or data: scores with 95% intervals, length rules beside every subset,
+    paired comparisons of models, diagnostics, results.json and report.html."""
     from rewardlab.eval.runner import default_out_dir, evaluate, write_outputs
 
-    if (suite is None) == (not data):
-        _fail(typer.BadParameter("give either --suite or --data (one or more), not both"))
+    if suite is None and not data:
+        _fail(typer.BadParameter("nothing to evaluate on: give --suite NAME_OR_YAML or --data SPEC (one or more)"))
+    if suite is not None and data:
+        _fail(typer.BadParameter("give either --suite or --data, not both"))
+    if compare is not None and model:
+        _fail(typer.BadParameter("--compare MODEL_A MODEL_B replaces --model; give one or the other"))
+    model = list(compare) if compare is not None else (model or [])
+    if not model:
+        _fail(typer.BadParameter("no model: give --model DIR (repeatable) or --compare MODEL_A MODEL_B"))
     options = _data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows)
     if suite is not None and options != _data_options("auto", "prompt", "chosen", "rejected", False):
         _fail(typer.BadParameter("--format, --*-key and --skip-bad-rows apply to --data; a suite maps its own columns"))
@@ -113,7 +127,8 @@ def eval_(
                       calibration_data=calibration_data, max_pairs_per_subset=max_pairs_per_subset,
                       data_options=options if data else None,
                       progress=sys.stderr.isatty(), log=lambda m: console.print(f"[dim]{m}[/]", highlight=False),
-                      critiques=critiques, critique_seed=critique_seed, critique_cache=critique_cache)
+                      critiques=critiques, critique_seed=critique_seed, critique_cache=critique_cache,
+                      n_boot=n_boot, seed=seed)
         paths = write_outputs(ev, out if out is not None else default_out_dir(model, suite, data or []))
     except RewardlabError as e:
         _fail(e)
@@ -121,60 +136,95 @@ def eval_(
     console.print(f"results: {paths['results']}\nreport:  {paths['report']}\nscores:  {paths['scores']}")
 
 
-def print_eval(res: dict) -> None:
-    """One summary table per model (scores in %; a tie counts as wrong), then notes."""
-    from rewardlab.eval.runner import input_notes
+def _pct(x: Optional[float]) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
 
-    def _pct(x: Optional[float]) -> str:
-        return "—" if x is None else f"{100 * x:.1f}"
+
+def _ci(block: Optional[dict]) -> str:
+    if not block or block.get("low") is None:
+        return "—"
+    return f"{100 * block['low']:.1f}–{100 * block['high']:.1f}"
+
+
+def _rule_cells(entry: dict) -> list[str]:
+    rules = entry.get("rules") or {}
+    cells = [_pct(rules[r]["score"]) if r in rules else "—" for r in ("prefer_longer", "prefer_shorter", "chance")]
+    verdict = (entry.get("length_rule") or {}).get("verdict")
+    cells.append({"beats": "[yellow]length ≥[/]", "matches": "[yellow]length ≈[/]"}.get(verdict, ""))
+    return cells
+
+
+def _score_table(title: str, first: str) -> Table:
+    t = Table(title=title)
+    t.add_column(first)
+    t.add_column("n", justify="right")
+    t.add_column("score", justify="right")
+    t.add_column("95% CI", justify="right")
+    for name in ("longer", "shorter", "chance"):
+        t.add_column(name, justify="right")
+    t.add_column("flag")
+    return t
+
+
+def print_eval(res: dict) -> None:
+    """One summary table per model (scores in %, 95% intervals, the length rules prefer-longer,
+    prefer-shorter and chance beside every subset; a tie counts as wrong), then the paired
+    comparisons of models and notes."""
+    from rewardlab.eval.runner import input_notes
 
     for name, m in res["models"].items():
         if "suite" in m:
             s = m["suite"]
-            t = Table(title=f"{name}: suite {s['suite']} (score %, a tie counts as wrong)")
-            t.add_column("category")
-            t.add_column("pairs", justify="right")
-            t.add_column("score", justify="right")
-            t.add_column("correct", justify="right")
-            t.add_row("[bold]Overall[/]", str(sum(v["n"] for v in s["sections"].values())),
-                      f"[bold]{_pct(s['overall'])}[/]", "")
+            t = _score_table(f"{name}: suite {s['suite']} (score %, a tie counts as wrong)", "category")
+            t.add_row("[bold]Overall[/]", str(sum(v["n"] for k, v in s["sections"].items() if k in s["weights"])),
+                      f"[bold]{_pct(s['overall'])}[/]", _ci(s.get("overall_interval")), "", "", "", "")
             for section, v in s["sections"].items():
-                t.add_row(f"[bold]{section}[/]", str(v["n"]), _pct(v["score"]), "")
+                t.add_row(f"[bold]{section}[/]", str(v["n"]), _pct(v["score"]), _ci(v.get("interval")), "", "", "", "")
                 for sub, r in s["subsets"].items():
                     if r["section"] == section:
-                        t.add_row(f"  {sub}", str(r["n"]), _pct(r["accuracy"]), f"{r['correct']}/{r['n']}")
+                        t.add_row(f"  {sub}", str(r["n"]), _pct(r["accuracy"]), _ci(r.get("interval")), *_rule_cells(r))
             console.print(t)
             if s.get("note"):
                 console.print(f"[yellow]note:[/] {s['note']}", highlight=False)
             if s.get("missing_subsets"):
                 console.print(f"[yellow]no pairs for subset(s):[/] {', '.join(s['missing_subsets'])}")
         else:
-            t = Table(title=f"{name}: accuracy % (a tie counts as wrong)")
-            t.add_column("dataset / source")
-            t.add_column("pairs", justify="right")
-            t.add_column("accuracy", justify="right")
+            t = _score_table(f"{name}: accuracy % (a tie counts as wrong)", "dataset / source")
             for ds, v in m["datasets"].items():
-                t.add_row(f"[bold]{ds}[/]", str(v["n"]), _pct(v["accuracy"]))
+                t.add_row(f"[bold]{ds}[/]", str(v["n"]), _pct(v["accuracy"]), _ci(v.get("interval")), *_rule_cells(v))
                 sources = {k: x for k, x in m["sources"].items() if k.startswith(ds + "/")}
                 if len(sources) > 25:
-                    t.add_row(f"  [dim]{len(sources)} sources: per-source results in results.json[/]", "", "")
+                    t.add_row(f"  [dim]{len(sources)} sources: per-source results in results.json[/]", "", "", "", "", "", "", "")
                 elif len(sources) > 1:
                     for key, x in sources.items():
-                        t.add_row("  " + key[len(ds) + 1:], str(x["n"]), _pct(x["accuracy"]))
-            t.add_row("[bold]all[/]", str(m["overall"]["n"]), f"[bold]{_pct(m['overall']['accuracy'])}[/]")
+                        t.add_row("  " + key[len(ds) + 1:], str(x["n"]), _pct(x["accuracy"]), _ci(x.get("interval")),
+                                  "", "", "", "")
+            o = m["overall"]
+            t.add_row("[bold]all[/]", str(o["n"]), f"[bold]{_pct(o['accuracy'])}[/]", _ci(o.get("interval")), "", "", "", "")
             console.print(t)
+        for sub, r in ((s["subsets"] if "suite" in m else m["datasets"]).items()):
+            d = r.get("details") or {}
+            if r.get("kind") == "pointwise" and d:
+                console.print(f"{name} {sub}: best-of-k selection {_pct(d['selected'])}% on the {d['n_mixed']} of "
+                              f"{d['n_items']} items that mix correct and wrong responses (random pick "
+                              f"{_pct(d['random'])}%); over all items {_pct(d['selected_all'])}% (random "
+                              f"{_pct(d['random_all'])}%, oracle {_pct(d['oracle_all'])}%)", highlight=False)
+            elif r.get("kind") == "rm_bench" and d:
+                console.print(f"{name} {sub}: RM-Bench hard {_pct(d['hard'])}, normal {_pct(d['normal'])}, "
+                              f"easy {_pct(d['easy'])}", highlight=False)
         d = m.get("diagnostics") or {}
         cal, lb = d.get("calibration") or {}, d.get("length_bias") or {}
-        line = f"{name}: ECE {_pct(cal.get('ece'))}%"
-        if cal.get("temperature") is not None:
-            line += (f", T = {cal['temperature']:.3g} fitted on {cal.get('fit_data')}, "
-                     f"ECE at T {_pct(cal.get('ece_at_temperature'))}%")
-        elif cal.get("fit_error"):
-            line += f" (no temperature: {cal['fit_error']})"
-        if lb:
-            line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))} / "
-                     f"{_pct(lb.get('acc_chosen_longer'))} %")
-        console.print(line, highlight=False)
+        if d:
+            line = f"{name}: ECE {_pct(cal.get('ece'))}%"
+            if cal.get("temperature") is not None:
+                line += (f", T = {cal['temperature']:.3g} fitted on {cal.get('fit_data')}, "
+                         f"ECE at T {_pct(cal.get('ece_at_temperature'))}%")
+            elif cal.get("fit_error"):
+                line += f" (no temperature: {cal['fit_error']})"
+            if lb:
+                line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))} / "
+                         f"{_pct(lb.get('acc_chosen_longer'))} %")
+            console.print(line, highlight=False)
         for warning in m.get("warnings", []):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     for ds, info in res.get("data", {}).items():
@@ -187,3 +237,32 @@ def print_eval(res: dict) -> None:
         console.print(f"subsampled: at most {res['subsample']['max_pairs_per_subset']} pairs per subset")
     for a in res.get("agreement", []):
         console.print(f"agreement {a['models'][0]} vs {a['models'][1]}: {_pct(a['overall'])}% of {a['n']} pairs")
+    for c in res.get("comparisons", []):
+        print_comparison(c)
+
+
+def print_comparison(c: dict) -> None:
+    """The paired comparison of two models: differences (A − B, points) with 95% intervals, the
+    test per subset and its Holm-adjusted p-value; sections and overall from the paired bootstrap."""
+    a, b = c["models"]
+    t = Table(title=f"{a} − {b} (points; paired: same items; Holm over {len(c['subsets'])} subsets)")
+    for col, just in (("subset", "left"), ("n", "right"), (a, "right"), (b, "right"), ("A − B", "right"),
+                      ("95% CI", "right"), ("test", "left"), ("p", "right"), ("p Holm", "right"), ("", "left")):
+        t.add_column(col, justify=just)
+
+    def diff(x: Optional[float]) -> str:
+        return "—" if x is None else f"{100 * x:+.1f}"
+
+    for r in c["subsets"]:
+        ci = "—" if r["low"] is None else f"{100 * r['low']:+.1f}, {100 * r['high']:+.1f}"
+        t.add_row(r["subset"], str(r["n"]), _pct(r["a"]), _pct(r["b"]), diff(r["difference"]), ci,
+                  "McNemar" if r["test"] == "mcnemar_exact" else "bootstrap", f"{r['p_value']:.3g}",
+                  f"{r['p_holm']:.3g}", "[bold]*[/]" if r["reject"] else "")
+    for label, r in list((c.get("sections") or {}).items()) + ([("overall", c["overall"])] if "overall" in c else []):
+        if "difference" not in r or isinstance(r.get("difference"), dict):
+            continue
+        t.add_row(f"[bold]{label}[/]", "", "", "", diff(r["difference"]),
+                  f"{100 * r['low']:+.1f}, {100 * r['high']:+.1f}", "bootstrap", f"{r['p_value']:.3g}", "—", "")
+    console.print(t)
+    sig = c.get("significant_after_holm") or []
+    console.print(f"significant after Holm (alpha {c['alpha']}): {', '.join(sig) if sig else 'none'}", highlight=False)

@@ -34,13 +34,12 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rewardlab.data.chat import type_name, validate_messages
-from rewardlab.data.readers import _file_unit  # the readers' per-file row streams (line numbers kept)
+from rewardlab.data.readers import units  # the readers' row streams (line numbers kept)
 from rewardlab.data.table import LoadReport
 from rewardlab.errors import ConfigError, DataError
 
@@ -409,29 +408,47 @@ def items_from_rows(
 
 
 def read_items(
-    path: str | os.PathLike,
+    spec: str | os.PathLike,
     *,
     layout: str = "auto",
     on_error: str = "raise",
     source: str | None = None,
 ) -> tuple[list[Item], ItemReport]:
-    """Read a file of item rows (.jsonl/.ndjson, .json list, .parquet, ...) into items.
+    """Read a data spec of item rows (a file: .jsonl/.ndjson, .json list, .parquet, ...; a
+    directory of such files; ``hf:NAME[:CONFIG][@SPLIT]``) into items.
 
-    The file is read by the same per-file readers as :func:`rewardlab.data.load_preferences`
-    (line numbers kept for JSONL, row indices for JSON lists and Parquet); rows become items
-    by :func:`items_from_rows`. ``source`` defaults to the file's stem.
+    The rows are read by the same readers as :func:`rewardlab.data.load_preferences` (line
+    numbers kept for JSONL, row indices for JSON lists and Parquet); rows become items by
+    :func:`items_from_rows`. ``source`` defaults to each file's stem.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("no such file", file=str(p))
-    unit = _file_unit(p)
+    parts = list(units(spec))
 
     def rows() -> Iterator[tuple[str, Any]]:
-        for loc, raw in unit.rows:
-            yield (f"{unit.label}:{loc}" if unit.text else f"{unit.label}: row {loc}"), raw
+        for unit in parts:
+            for loc, raw in unit.rows:
+                if isinstance(raw, dict) and source is None and "source" not in raw:
+                    raw = {**raw, "source": unit.default_source}
+                yield (f"{unit.label}:{loc}" if unit.text else f"{unit.label}: row {loc}"), raw
 
-    return items_from_rows(rows(), layout=layout, on_error=on_error, source=source or unit.default_source,
-                           label=unit.label)
+    label = parts[0].label if len(parts) == 1 else str(spec)
+    return items_from_rows(rows(), layout=layout, on_error=on_error, source=source, label=label)
+
+
+def is_item_spec(spec: str | os.PathLike) -> bool:
+    """Whether a data spec holds item rows (best-of-N, RM-Bench, RMB, pointwise) rather than
+    pairs: its first row has list-of-text ``chosen``/``rejected``, ``responses``/``correct`` or
+    RMB's keys. Reads one row; an unreadable first row counts as pairs (the pair reader then
+    names the problem)."""
+    for unit in units(spec):
+        for _, raw in unit.rows:
+            if not isinstance(raw, dict):
+                return False
+            if {"conversation_input", "bon_best", "loser_list", "responses", "correct"} & set(raw):
+                return True
+            chosen = raw.get("chosen")
+            return isinstance(chosen, list) and bool(chosen) and all(isinstance(c, str) for c in chosen)
+        return False
+    return False
 
 
 # ----------------------------------------------------------------------------- scoring once

@@ -54,7 +54,7 @@ class _Options:
 
 
 @dataclass
-class _Unit:
+class Unit:
     """One file or dataset to read: its label for messages and its rows."""
 
     label: str
@@ -132,7 +132,7 @@ def load_preferences(
     opts = _Options(Keys(prompt_key, chosen_key, rejected_key), format, on_error, tuple(keep_columns), source)
     tables: list[PreferenceTable] = []
     remaining = limit
-    for unit in _units(spec):
+    for unit in units(spec):
         if remaining is not None and remaining <= 0:
             break
         table = _read_unit(unit, opts, remaining)
@@ -143,11 +143,11 @@ def load_preferences(
     return tables[0] if len(tables) == 1 else PreferenceTable.concat(tables)
 
 
-def _units(spec: Any) -> Iterator[_Unit]:
+def units(spec: Any) -> Iterator[Unit]:
     """The files/datasets a spec names, in order, read lazily."""
     if isinstance(spec, (list, tuple)):
         for item in spec:
-            yield from _units(item)
+            yield from units(item)
         return
     if isinstance(spec, os.PathLike) or Path(str(spec)).exists():
         parsed = Spec("path", str(spec))
@@ -166,10 +166,10 @@ def _units(spec: Any) -> Iterator[_Unit]:
     elif parsed.split is not None:
         raise DataError(f"@{parsed.split} applies to datasets directories only", file=str(path))
     else:
-        yield _file_unit(path)
+        yield file_unit(path)
 
 
-def _directory_units(path: Path, split: str | None) -> Iterator[_Unit]:
+def _directory_units(path: Path, split: str | None) -> Iterator[Unit]:
     """A datasets save_to_disk directory, or each supported file of a plain directory."""
     if any((path / marker).exists() for marker in _DATASETS_MARKERS):
         yield _saved_dataset_unit(path, split)
@@ -182,21 +182,21 @@ def _directory_units(path: Path, split: str | None) -> Iterator[_Unit]:
     if not files:
         raise DataError("directory holds no supported data file", file=str(path), expected=ACCEPTED)
     for file in files:
-        yield _file_unit(file)
+        yield file_unit(file)
 
 
-def _file_unit(path: Path) -> _Unit:
+def file_unit(path: Path) -> Unit:
     """A unit for one file, by suffix."""
     suffix = path.suffix.lower()
     label = str(path)
     if suffix in (".jsonl", ".ndjson"):
-        return _Unit(label, True, _jsonl_rows(path), path.stem)
+        return Unit(label, True, _jsonl_rows(path), path.stem)
     if suffix in (".csv", ".tsv"):
-        return _Unit(label, True, _csv_rows(path, "\t" if suffix == ".tsv" else ","), path.stem)
+        return Unit(label, True, _csv_rows(path, "\t" if suffix == ".tsv" else ","), path.stem)
     if suffix == ".json":
-        return _Unit(label, False, _json_rows(path), path.stem)
+        return Unit(label, False, _json_rows(path), path.stem)
     if suffix == ".parquet":
-        return _Unit(label, False, _parquet_rows(path), path.stem)
+        return Unit(label, False, _parquet_rows(path), path.stem)
     raise DataError(f"unsupported file suffix {path.suffix!r}", file=label, expected=ACCEPTED)
 
 
@@ -352,7 +352,7 @@ def _parquet_rows(path: Path) -> Rows:
     yield from enumerate(table.to_pylist())
 
 
-def _saved_dataset_unit(path: Path, split: str | None) -> _Unit:
+def _saved_dataset_unit(path: Path, split: str | None) -> Unit:
     """A unit for a ``datasets`` save_to_disk directory (Dataset or DatasetDict)."""
     import datasets
 
@@ -365,17 +365,17 @@ def _saved_dataset_unit(path: Path, split: str | None) -> _Unit:
         loaded, label = loaded[split], f"{path}@{split}"
     elif split is not None:
         raise DataError(f"@{split} given but the directory holds a single Dataset", file=label)
-    return _Unit(label, False, enumerate(loaded), path.name)
+    return Unit(label, False, enumerate(loaded), path.name)
 
 
-def _hub_unit(spec: Spec) -> _Unit:
+def _hub_unit(spec: Spec) -> Unit:
     """A unit for ``hf:NAME[:CONFIG][@SPLIT]`` via ``datasets.load_dataset``."""
     import datasets
 
     split = spec.split or "train"
     dataset = datasets.load_dataset(spec.target, spec.config, split=split)
     label = f"hf:{spec.target}" + (f":{spec.config}" if spec.config else "") + f"@{split}"
-    return _Unit(label, False, enumerate(dataset), spec.target)
+    return Unit(label, False, enumerate(dataset), spec.target)
 
 
 def _record(raw: Any, fmt: str, opts: _Options, default_source: str) -> dict:
@@ -403,7 +403,7 @@ def _as_object(raw: Any) -> dict:
     return raw
 
 
-def _read_unit(unit: _Unit, opts: _Options, limit: int | None) -> PreferenceTable:
+def _read_unit(unit: Unit, opts: _Options, limit: int | None) -> PreferenceTable:
     """Validate and normalize one file's rows into a table with its LoadReport."""
     report = LoadReport(sources=[unit.label])
     records: list[dict] = []
@@ -446,7 +446,7 @@ def _read_unit(unit: _Unit, opts: _Options, limit: int | None) -> PreferenceTabl
     return PreferenceTable.from_records(records, origin, fmt, report, opts.keep)
 
 
-def _locate(err: DataError, unit: _Unit, loc: int, note: str) -> DataError:
+def _locate(err: DataError, unit: Unit, loc: int, note: str) -> DataError:
     """``err`` with the file and line (or row) filled in and ``note`` appended."""
     message = "; ".join(part for part in (err.message, note) if part)
     return DataError(

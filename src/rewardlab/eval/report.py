@@ -50,7 +50,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rewardlab.eval import metrics
-from rewardlab.eval.suites import SECTIONS
 
 __all__ = [
     "write_report",
@@ -86,6 +85,7 @@ thead th { background: #eee; }
 tr.overall td { font-weight: bold; background: #f3f3f3; }
 tr.section td { font-weight: bold; }
 tr.subset td:first-child { padding-left: 2em; color: #444; }
+tr.warn td { background: #fff4e0; }
 span.count { color: #777; font-size: .85em; margin-left: .4em; }
 p.note { background: #fff6d5; border-left: 4px solid #e0b000; padding: .4em .8em; }
 figure { margin: 1em 0; }
@@ -201,8 +201,19 @@ def plot_reward_distributions(rewards: Mapping[str, tuple[Any, Any]], bins: int 
     return fig
 
 
-def plot_model_comparison(scores: Mapping[str, Mapping[str, float]]) -> Figure:
-    """Grouped bars of per-category scores (fractions) for two or more models."""
+def _yerr(heights: list[float], bounds: list[tuple[float | None, float | None] | None]) -> np.ndarray:
+    """Asymmetric error bars (percent) from (low, high) fractions; none where unknown."""
+    err = np.zeros((2, len(heights)))
+    for k, (h, b) in enumerate(zip(heights, bounds)):
+        if b and b[0] is not None and b[1] is not None and np.isfinite(h):
+            err[:, k] = [max(h - 100 * b[0], 0.0), max(100 * b[1] - h, 0.0)]
+    return err
+
+
+def plot_model_comparison(scores: Mapping[str, Mapping[str, float]],
+                          intervals: Mapping[str, Mapping[str, tuple[float | None, float | None]]] | None = None) -> Figure:
+    """Grouped bars of per-category scores (fractions) for two or more models, with their 95%
+    intervals as error bars where ``intervals[model][category] = (low, high)`` is given."""
     if len(scores) < 2:
         raise ValueError(f"plot_model_comparison: expected two or more models, got {len(scores)}")
     categories = list(dict.fromkeys(cat for per_model in scores.values() for cat in per_model))
@@ -212,11 +223,38 @@ def plot_model_comparison(scores: Mapping[str, Mapping[str, float]]) -> Figure:
     x = np.arange(len(categories))
     for i, (name, per_model) in enumerate(scores.items()):
         heights = [100 * per_model.get(cat, np.nan) for cat in categories]
-        ax.bar(x + (i - (len(scores) - 1) / 2) * width, heights, width, label=name)
+        bounds = [(intervals or {}).get(name, {}).get(cat) for cat in categories]
+        ax.bar(x + (i - (len(scores) - 1) / 2) * width, heights, width, label=name,
+               yerr=_yerr(heights, bounds), capsize=3)
     ax.set_xticks(x, categories, rotation=20, ha="right")
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 100)
     ax.legend()
+    return fig
+
+
+def plot_scores_with_rules(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """One model's score per subset with its 95% interval (bars, error bars) and what the length
+    rules score on the same items (markers: prefer-longer ^, prefer-shorter v, chance -).
+
+    ``rows``: ``{"label", "score", "low", "high", "longer", "shorter", "chance"}`` (fractions)."""
+    fig = _new_figure(max(6.4, 0.45 * len(rows) + 2), 4.2)
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    heights = [100 * r["score"] for r in rows]
+    ax.bar(x, heights, 0.6, color="#4c72b0", label="model (95% CI)",
+           yerr=_yerr(heights, [(r.get("low"), r.get("high")) for r in rows]), capsize=3)
+    for key, marker, color, label in (("longer", "^", "#dd8452", "prefer-longer"),
+                                      ("shorter", "v", "#55a868", "prefer-shorter"),
+                                      ("chance", "_", "#333333", "chance")):
+        ys = [np.nan if r.get(key) is None else 100 * r[key] for r in rows]
+        ax.scatter(x, ys, marker=marker, color=color, s=60 if marker == "_" else 30, zorder=3, label=label)
+    ax.set_xticks(x, [r["label"] for r in rows], rotation=40, ha="right")
+    ax.set_ylabel("score (%)")
+    ax.set_ylim(0, 100)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35))
     return fig
 
 
@@ -264,9 +302,18 @@ def _diagnostic(models: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, 
     }
 
 
+def _ci_text(interval: Mapping[str, Any] | None) -> str:
+    if not interval or interval.get("low") is None:
+        return ""
+    return f'<span class="count">[{_pct(interval["low"])}–{_pct(interval["high"])}]</span>'
+
+
 def _subset_cell(entry: Mapping[str, Any]) -> str:
-    """A subset's accuracy with its raw counts."""
-    return f'{_pct(entry["accuracy"])}<span class="count">{entry["correct"]}/{entry["n"]}</span>'
+    """A subset's accuracy with its 95% interval and raw counts."""
+    correct = entry.get("correct")
+    count = "" if correct is None else (
+        f'<span class="count">{_num(correct) if not float(correct).is_integer() else int(correct)}/{entry["n"]}</span>')
+    return f'{_pct(entry["accuracy"])}{_ci_text(entry.get("interval"))}{count}'
 
 
 def _summary_section(models: Mapping[str, Mapping[str, Any]]) -> str:
@@ -283,15 +330,16 @@ def _summary_section(models: Mapping[str, Mapping[str, Any]]) -> str:
         return next((get(s) for s in suites.values() if get(s) is not None), None)
 
     rows = [
-        row("overall", "Overall", first_n(lambda s: sum(v["n"] for v in s["sections"].values())),
-            [_pct(suites[m]["overall"]) if m in suites else "—" for m in names])
+        row("overall", "Overall", first_n(lambda s: sum(v["n"] for k, v in s["sections"].items() if k in s["weights"])),
+            [_pct(suites[m]["overall"]) + _ci_text(suites[m].get("overall_interval")) if m in suites else "—"
+             for m in names])
     ]
     subset_order = list(dict.fromkeys(sub for s in suites.values() for sub in s["subsets"]))
-    for section in SECTIONS:
-        if not any(section in s["sections"] for s in suites.values()):
-            continue
+    section_order = list(dict.fromkeys(sec for s in suites.values() for sec in s["sections"]))
+    for section in section_order:
         rows.append(row("section", section, first_n(lambda s: s["sections"].get(section, {}).get("n")),
                         [_pct(suites[m]["sections"][section]["score"])
+                         + _ci_text(suites[m]["sections"][section].get("interval"))
                          if m in suites and section in suites[m]["sections"] else "—" for m in names]))
         for sub in subset_order:
             entries = {m: s["subsets"][sub] for m, s in suites.items() if sub in s["subsets"]}
@@ -310,8 +358,9 @@ def _summary_section(models: Mapping[str, Mapping[str, Any]]) -> str:
     )
     header = ["Category", "n", *names]
     return (
-        "<h2>Summary</h2><p>Scores in %; subsets show correct/n. "
-        "A pair is correct only when r(chosen) &gt; r(rejected) strictly.</p>"
+        "<h2>Summary</h2><p>Scores in % with their 95% intervals in brackets; subsets show correct/n. "
+        "A pair is correct only when r(chosen) &gt; r(rejected) strictly; a best-of-N item only when the "
+        "chosen is strictly above every rejected.</p>"
         + _table(header, rows) + notes
     )
 
@@ -467,22 +516,95 @@ def _rewards_section(models: Mapping[str, Mapping[str, Any]]) -> str:
     return out
 
 
+def _bounds(interval: Mapping[str, Any] | None) -> tuple[float | None, float | None] | None:
+    return (interval.get("low"), interval.get("high")) if interval else None
+
+
 def _comparison_section(models: Mapping[str, Mapping[str, Any]]) -> str:
-    """Per-section bars when two or more models have suite scores."""
+    """Per-section bars with 95% error bars when two or more models have scores."""
     scores = {
         m: {"Overall": e["suite"]["overall"], **{s: v["score"] for s, v in e["suite"]["sections"].items()}}
         for m, e in models.items() if e.get("suite")
     }
-    caption = "Scores per section"
+    intervals = {
+        m: {"Overall": _bounds(e["suite"].get("overall_interval")),
+            **{s: _bounds(v.get("interval")) for s, v in e["suite"]["sections"].items()}}
+        for m, e in models.items() if e.get("suite")
+    }
+    caption = "Scores per section (error bars: 95% intervals)"
     if len(scores) < 2:
         scores = {
-            m: {"All pairs": e["overall"]["accuracy"], **{d: v["accuracy"] for d, v in e["datasets"].items()}}
+            m: {"All": e["overall"]["accuracy"], **{d: v["accuracy"] for d, v in e["datasets"].items()}}
             for m, e in models.items() if e.get("datasets") and e.get("overall")
         }
-        caption = "Accuracy per dataset"
+        intervals = {
+            m: {"All": _bounds(e["overall"].get("interval")), **{d: _bounds(v.get("interval")) for d, v in e["datasets"].items()}}
+            for m, e in models.items() if e.get("datasets") and e.get("overall")
+        }
+        caption = "Accuracy per dataset (error bars: 95% intervals)"
     if len(scores) < 2:
         return ""
-    return "<h3>Model comparison</h3>" + _owned_figure(plot_model_comparison(scores), caption)
+    return "<h3>Model comparison</h3>" + _owned_figure(plot_model_comparison(scores, intervals), caption)
+
+
+def _rules_section(models: Mapping[str, Mapping[str, Any]]) -> str:
+    """Each model's score per subset beside what the length rules score on the same items."""
+    out = []
+    for m, e in models.items():
+        subsets = (e.get("suite") or {}).get("subsets") or e.get("datasets") or {}
+        entries = {k: v for k, v in subsets.items() if v.get("rules")}
+        if not entries:
+            continue
+        rows, fig_rows = [], []
+        for sub, v in entries.items():
+            r = v["rules"]
+            verdict = (v.get("length_rule") or {}).get("verdict")
+            flag = {"beats": "a length rule beats or ties it", "matches": "a length rule matches it"}.get(verdict, "")
+            rows.append(("warn" if verdict else "", [
+                html.escape(sub), _num(v["n"]), _pct(v["accuracy"]) + _ci_text(v.get("interval")),
+                *(_pct(r[k]["score"]) + _ci_text(r[k].get("interval")) for k in ("prefer_longer", "prefer_shorter", "chance")),
+                html.escape(flag)]))
+            iv = v.get("interval") or {}
+            fig_rows.append({"label": sub, "score": v["accuracy"], "low": iv.get("low"), "high": iv.get("high"),
+                             "longer": r["prefer_longer"]["score"], "shorter": r["prefer_shorter"]["score"],
+                             "chance": r["chance"]["score"]})
+        out.append(f"<p>{html.escape(m)}</p>" + _table(
+            ["subset", "n", "model", "prefer-longer", "prefer-shorter", "chance", "flag"], rows))
+        out.append(_owned_figure(plot_scores_with_rules(fig_rows), f"{m}: scores with 95% intervals and the length rules"))
+    if not out:
+        return ""
+    return ("<h3>Length rules</h3><p>What choosing the longer response, the shorter one, or a random one scores on "
+            "the same items (lengths in characters, a tie wrong). A subset where a length rule beats, ties or "
+            "matches the model (the 95% interval of the model's lead reaches 0) measures length, not "
+            "judgement.</p>" + "".join(out))
+
+
+def _comparisons_section(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """Paired comparisons of models: differences with intervals, tests, Holm-adjusted p-values."""
+    out = []
+    for c in comparisons:
+        a, b = c["models"]
+        rows = []
+        for r in c["subsets"]:
+            ci = "—" if r["low"] is None else f"{100 * r['low']:+.1f}, {100 * r['high']:+.1f}"
+            rows.append(("warn" if r["reject"] else "", [
+                html.escape(str(r["subset"])), _num(r["n"]), _pct(r["a"]), _pct(r["b"]), f"{100 * r['difference']:+.1f}",
+                ci, "exact McNemar" if r["test"] == "mcnemar_exact" else "paired bootstrap",
+                f"{r['p_value']:.3g}", f"{r['p_holm']:.3g}", "yes" if r["reject"] else ""]))
+        extra = list((c.get("sections") or {}).items())
+        if isinstance((c.get("overall") or {}).get("difference"), float):
+            extra.append(("overall", c["overall"]))
+        for label, r in extra:
+            rows.append(("section", [html.escape(label), "", "", "", f"{100 * r['difference']:+.1f}",
+                                     f"{100 * r['low']:+.1f}, {100 * r['high']:+.1f}", "paired bootstrap",
+                                     f"{r['p_value']:.3g}", "—", ""]))
+        out.append(f"<p>{html.escape(a)} − {html.escape(b)}</p>" + _table(
+            ["subset", "n", a, b, "A − B (points)", "95% CI", "test", "p", "p (Holm)", "significant"], rows))
+    if not out:
+        return ""
+    return ("<h3>Paired comparisons</h3><p>The same items for both models. Per subset: exact McNemar on the "
+            "discordant items (0/1 scores) or the paired bootstrap, Holm-corrected over the subsets; sections "
+            "and overall: paired stratified bootstrap of the suite's formula (not corrected).</p>" + "".join(out))
 
 
 def _agreement_section(models: Mapping[str, Mapping[str, Any]], agreement: Sequence[Mapping[str, Any]]) -> str:
@@ -575,7 +697,8 @@ def write_report(
             _comparison_section,
         )
     )
-    diagnostics += _agreement_section(models, results.get("agreement") or []) + _other_section(models)
+    diagnostics += (_rules_section(models) + _comparisons_section(results.get("comparisons") or [])
+                    + _agreement_section(models, results.get("agreement") or []) + _other_section(models))
     extra = "".join(_figure_html(fig, name) for name, fig in (figures or {}).items())
     body = [
         f"<h1>{html.escape(title)}</h1>",

@@ -12,7 +12,18 @@ One call, :func:`evaluate`, does the whole evaluation:
    per-dataset/per-source accuracies, and the diagnostics of :func:`rewardlab.eval.metrics.diagnostics`
    (accuracy per quartile of ``‖h_c − h_r‖``, length bias in tokens, calibration, reward
    summaries per section or dataset);
-4. with two or more models: how often each pair of models picks the same side, per set.
+4. beside every subset (dataset in data mode), section and overall score: its 95% interval
+   (Wilson for independent 0/1 items, a cluster bootstrap where items share a prompt, a
+   stratified bootstrap of the suite's formula for sections and the overall score), and the
+   length rules prefer-longer, prefer-shorter and chance with their intervals; a subset a
+   length rule matches or beats is flagged (:mod:`rewardlab.eval.assess`);
+5. with two or more models: how often each pair of models picks the same side, per set, and a
+   paired comparison (exact McNemar or paired bootstrap per subset, Holm over the subsets,
+   paired intervals of section and overall differences).
+
+Items beyond pairs (``rewardlab.data.items``: best-of-N, RM-Bench, pointwise correctness such
+as GSM8K's best-of-4) are read from suite subsets with a ``kind`` or from ``--data`` files whose
+rows have that shape; each distinct (prompt, response) is scored once.
 
 :func:`write_outputs` writes ``results.json`` (schema in docs/evaluation.md), ``report.html`` and
 ``scores.csv`` (every evaluated pair with each model's two rewards).
@@ -35,8 +46,11 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data import load_preferences
+from rewardlab.data.items import is_item_spec, read_items, unique_inputs
 from rewardlab.errors import ConfigError, DataError
-from rewardlab.eval import metrics
+from rewardlab.eval import assess, metrics, stats
+from rewardlab.eval import items as item_metrics
+from rewardlab.eval.suites import combine as suite_combine
 from rewardlab.eval.suites import load_suite, rows_by_subset, score_suite
 from rewardlab.critic.load import load_model
 from rewardlab.models.locate import REWARD_MODEL, locate_model
@@ -60,7 +74,7 @@ __all__ = [
     "default_out_dir",
 ]
 
-RESULTS_FORMAT = "rewardlab.eval/1"
+RESULTS_FORMAT = "rewardlab.eval/2"
 SUBSAMPLE_METHOD = (
     "per subset (per dataset in data mode): the N pairs with the smallest SHA-256 of "
     "(prompt, chosen, rejected), kept in file order"
@@ -116,13 +130,27 @@ def unique_names(paths: Sequence[str | Path], base: Callable[[str], str] | None 
 # ----------------------------------------------------------------------------- the pairs
 @dataclass
 class _Part:
-    """The evaluated rows of one loaded data spec."""
+    """The evaluated rows of one loaded data spec: pairs (``table``) or items (``items``)."""
 
     spec: str
     name: str  # dataset display name
-    table: Any  # PreferenceTable of the evaluated rows only
+    table: Any  # PreferenceTable of the evaluated rows only (pairs), None for items
     sets: list[str]  # per evaluated row: its subset (suite mode) or dataset (data mode)
     categories: list[str]  # per evaluated row: its section (suite mode) or dataset (data mode)
+    items: list = field(default_factory=list)  # item parts: the evaluated items (rewardlab.data.items.Item)
+    kinds: list[str] = field(default_factory=list)  # item parts: per item, its subset's kind
+
+
+@dataclass
+class _ItemSet:
+    """The items of one subset (dataset) of an item kind, and their rewards per model."""
+
+    name: str
+    kind: str
+    category: str
+    dataset: str
+    items: list
+    rewards: dict[str, list] = field(default_factory=dict)  # model -> per item, its responses' rewards
 
 
 @dataclass
@@ -137,6 +165,8 @@ class Evaluation:
     results: dict[str, Any]
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     pairs: dict[str, list] = field(default_factory=dict)
+    units: dict[str, list] = field(default_factory=dict)  # per unit (pair or item): set, category, cluster
+    unit_scores: dict[str, np.ndarray] = field(default_factory=dict)  # model -> per-unit score
 
 
 def _pair_hash(table, i: int) -> str:
@@ -170,13 +200,76 @@ def _load_report(table) -> dict[str, Any]:
     return {k: v for k, v in rep.to_dict().items() if k in keep}
 
 
+def _item_hash(item) -> str:
+    text = json.dumps([item.prompt, list(item.responses)], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _prepare_items(spec: str, name: str, subsets: list | None, limit: int | None, layout: str = "auto",
+                   on_error: str = "raise") -> tuple[_Part, dict, dict]:
+    """An item part: the items of ``spec`` selected by ``subsets`` (suite mode; by the item's
+    ``source`` or its benchmark ``group``) or all of them as one set (data mode, ``subsets`` None)."""
+    from rewardlab.eval.suites import rows_by_subset
+
+    items, report = read_items(spec, layout=layout, on_error=on_error)
+    if subsets is None:
+        selected, unselected = {name: list(range(len(items)))}, []
+        kinds = {name: next(iter(report.kinds))}
+        if len(report.kinds) > 1:
+            raise DataError(f"items of several kinds in one data set: {report.kinds}", file=spec)
+        sections = {name: name}
+    else:
+        columns = {"source": [it.source for it in items]}
+        for sub in subsets:
+            if sub.subset_column is not None:
+                columns[sub.subset_column] = [it.group for it in items]
+        selected, unselected = rows_by_subset(columns, subsets)
+        kinds = {sub.name: sub.kind for sub in subsets}
+        sections = {sub.name: sub.section for sub in subsets}
+        for sub in subsets:
+            wanted = "best_of_n" if sub.kind == "ties" else sub.kind
+            bad = next((items[i] for i in selected[sub.name] if items[i].kind != wanted), None)
+            if bad is not None:
+                raise DataError(f"subset {sub.name!r} is of kind {sub.kind}", file=bad.origin,
+                                expected=f"{wanted} items", got=f"a {bad.kind} item")
+    rows, sets, cats, row_kinds, sub_info = [], [], [], [], {}
+    for sub_name, idx in selected.items():
+        keep = idx if limit is None or len(idx) <= limit else sorted(
+            sorted(idx, key=lambda i: (_item_hash(items[i]), i))[:limit])
+        sub_info[sub_name] = {"available": len(idx), "used": len(keep)}
+        rows += keep
+        sets += [sub_name] * len(keep)
+        cats += [sections[sub_name]] * len(keep)
+        row_kinds += [kinds[sub_name]] * len(keep)
+    order = sorted(range(len(rows)), key=rows.__getitem__)
+    rows = [rows[k] for k in order]
+    part = _Part(spec, name, None, [sets[k] for k in order], [cats[k] for k in order],
+                 items=[items[i] for i in rows], kinds=[row_kinds[k] for k in order])
+    info = {"spec": spec, "n_loaded": len(items), "n_evaluated": len(rows), "kind": "items",
+            "unselected": {"n": len(unselected), "by_source": dict(Counter(items[i].source for i in unselected)),
+                           "examples": [items[i].origin for i in unselected[:_EXAMPLES]]},
+            "load": {k: v for k, v in report.to_dict().items()
+                     if k in ("n_read", "n_kept", "skipped", "layout", "kinds", "merged_duplicates", "empty_responses")}}
+    return part, info, sub_info
+
+
 def _prepare_suite(suite, limit: int | None, log: Log) -> tuple[list[_Part], dict, dict]:
     parts, data_info, sub_info = [], {}, {}
     names = unique_names(suite.data_specs(), base=dataset_name)
     for spec, name in zip(suite.data_specs(), names):
         log(f"loading {name}")
-        table = _load(spec, suite.keep_columns(spec))
         subsets = suite.subsets_for(spec)
+        item_kinds = {s.kind for s in subsets if s.kind != "pairs"}
+        if item_kinds:
+            if len(item_kinds) < len({s.kind for s in subsets}):
+                raise ConfigError(f"suite {suite.name}: {spec} is read as pairs by some subsets and as items by others")
+            layouts = {s.layout for s in subsets}
+            part, info, subs = _prepare_items(spec, name, subsets, limit, layout=layouts.pop() if len(layouts) == 1 else "auto")
+            parts.append(part)
+            data_info[name] = info
+            sub_info.update(subs)
+            continue
+        table = _load(spec, suite.keep_columns(spec))
         selected, unselected = rows_by_subset(table.columns, subsets)
         rows, sets, cats = [], [], []
         for sub in subsets:
@@ -198,6 +291,13 @@ def _prepare_data(specs: Sequence[str], limit: int | None, log: Log,
     parts, data_info, sub_info = [], {}, {}
     for spec, name in zip(specs, unique_names(list(specs), base=dataset_name)):
         log(f"loading {name}")
+        if is_item_spec(spec):  # best-of-N, RM-Bench or pointwise rows
+            part, info, subs = _prepare_items(spec, name, None, limit,
+                                              on_error=(options or {}).get("on_error", "raise"))
+            parts.append(part)
+            data_info[name] = info
+            sub_info.update(subs)
+            continue
         table = load_preferences(spec, **(options or {}))
         rows = _subsample(table, list(range(len(table))), limit)
         sub_info[name] = {"available": len(table), "used": len(rows)}
@@ -249,7 +349,7 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     truncation = {}
     for part in parts:
-        if len(part.table) == 0:
+        if part.table is None or len(part.table) == 0:
             continue
         log(f"scoring {part.name} ({len(part.table)} pairs) with {name}")
         s = model.score_pairs(part.table, batch_size=batch_size, return_features=True, progress=progress)
@@ -260,7 +360,7 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         out["distance"].append(np.linalg.norm(diff, axis=1))
         out["len_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
         out["len_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
-    return {k: np.concatenate(v) for k, v in out.items()}, truncation
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}, truncation
 
 
 def _fit_temperature(model: RewardModel, spec: str, table, batch_size: int, progress: bool) -> dict[str, Any]:
@@ -278,23 +378,215 @@ def _fit_temperature(model: RewardModel, spec: str, table, batch_size: int, prog
 def _data_mode_block(s: dict[str, np.ndarray], pairs: dict[str, list]) -> dict[str, Any]:
     rc, rr = s["reward_chosen"], s["reward_rejected"]
     datasets = {}
-    for name, v in metrics.accuracy_by_group(rc, rr, pairs["dataset"]).items():
-        idx = np.asarray([i for i, d in enumerate(pairs["dataset"]) if d == name])
-        datasets[name] = {**v, "margin": metrics.margin_summary(rc[idx], rr[idx])}
-    sources = metrics.accuracy_by_group(rc, rr, [f"{d}/{src}" for d, src in zip(pairs["dataset"], pairs["source"])])
-    ok = metrics.correct(rc, rr)
-    return {"overall": {"n": int(ok.size), "correct": int(ok.sum()), "accuracy": float(ok.mean())},
-            "datasets": datasets, "sources": sources}
+    if rc.size:
+        for name, v in metrics.accuracy_by_group(rc, rr, pairs["dataset"]).items():
+            idx = np.asarray([i for i, d in enumerate(pairs["dataset"]) if d == name])
+            datasets[name] = {**v, "kind": "pairs", "margin": metrics.margin_summary(rc[idx], rr[idx])}
+    sources = metrics.accuracy_by_group(rc, rr, [f"{d}/{src}" for d, src in zip(pairs["dataset"], pairs["source"])]) \
+        if rc.size else {}
+    for key, v in sources.items():
+        v["interval"] = {k: w for k, w in stats.wilson_interval(v["correct"], v["n"]).items() if k in ("low", "high")}
+    return {"datasets": datasets, "sources": sources}
 
 
-def _suite_block(s: dict[str, np.ndarray], pairs: dict[str, list], suite) -> dict[str, Any]:
-    ok = metrics.correct(s["reward_chosen"], s["reward_rejected"])
-    counts: dict[str, list[int]] = {}
-    for k, name in enumerate(pairs["set"]):
-        c = counts.setdefault(name, [0, 0])
-        c[0] += int(ok[k])
-        c[1] += 1
-    return score_suite({name: (c, n) for name, (c, n) in counts.items()}, suite)
+def _item_details(details: dict) -> dict[str, Any]:
+    """An item kind's metrics without the per-item arrays (results.json)."""
+    return {k: v for k, v in details.items() if k not in ("per_item", "mixed")}
+
+
+def _ties_block(item_set: _ItemSet, model: str) -> dict[str, Any]:
+    """RewardBench 2's Ties score of one model, with a percentile interval from resampling prompts."""
+    ids, scores, n_correct = _ties_inputs(item_set, model)
+    point = item_metrics.ties_score(ids, scores, n_correct)
+    prompt_of = [i.split(":", 1)[1] if ":" in i else i for i in ids]
+    groups = assess.groups_of(prompt_of)
+    keys = list(groups)
+    rng = np.random.default_rng(0)
+    boot = []
+    for _ in range(_TIES_BOOT):  # ties_score is a formula over prompts: resample prompts, rescore
+        pick = rng.integers(0, len(keys), len(keys))
+        rows = [(f"{ids[i].split(':', 1)[0]}:{b}", scores[i], n_correct[i])
+                for b, k in enumerate(pick) for i in groups[keys[k]]]
+        boot.append(item_metrics.ties_score([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])["score"])
+    ci = stats.interval_of(np.asarray(boot, dtype=float), point["score"])
+    return {"score": point["score"], "n": len(item_set.items), "replicates": np.asarray(boot, dtype=float),
+            "details": {k: v for k, v in point.items() if k != "per_prompt"},
+            "interval": {"low": ci["low"], "high": ci["high"], "level": ci["level"],
+                         "method": f"percentile bootstrap over prompts ({_TIES_BOOT} resamples)"}}
+
+
+_TIES_BOOT = 1000
+
+
+def _ties_inputs(item_set: _ItemSet, model: str) -> tuple[list[str], list[np.ndarray], list[int]]:
+    ids, scores, n_correct = [], [], []
+    for item, r in zip(item_set.items, item_set.rewards[model]):
+        if not item.id or ":" not in item.id:
+            raise DataError("a Ties row needs an id 'ref:<prompt>' or 'tied:<prompt>' (RewardBench 2's)",
+                            file=item.origin, field="id", expected="ref:... or tied:...", got=repr(item.id))
+        split = item.split(r)
+        ids.append(item.id)
+        scores.append(np.concatenate([split["chosen"], split["rejected"]]))
+        n_correct.append(len(item.chosen_idx))
+    return ids, scores, n_correct
+
+
+# ----------------------------------------------------------------------------- units
+def _item_sets(parts: list[_Part]) -> list[_ItemSet]:
+    """The items of every item part, one :class:`_ItemSet` per subset (dataset), in order."""
+    out = []
+    for part in parts:
+        if part.table is not None:
+            continue
+        for set_name, idx in assess.groups_of(part.sets).items():
+            out.append(_ItemSet(set_name, part.kinds[idx[0]], part.categories[idx[0]], part.name,
+                                [part.items[i] for i in idx]))
+    return out
+
+
+def _prompt_key(prompt) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+
+
+def _units(pair_parts: list[_Part], item_sets: list[_ItemSet]) -> tuple[dict[str, list], dict[str, np.ndarray]]:
+    """Every scored unit (a pair, or an item of a best-of-N / RM-Bench / pointwise set; Ties items
+    are scored by their own formula, not as units) with its set, section, dataset, kind and
+    cluster (its prompt), and the length rules' per-unit scores."""
+    units: dict[str, list] = {"set": [], "category": [], "dataset": [], "kind": [], "cluster": []}
+    rules: dict[str, list] = {r: [] for r in assess.RULES}
+    for part in pair_parts:
+        n = len(part.table)
+        units["set"] += part.sets
+        units["category"] += part.categories
+        units["dataset"] += [part.name] * n
+        units["kind"] += ["pairs"] * n
+        units["cluster"] += [part.table.prompt_key(i) for i in range(n)]
+        for r, v in assess.length_rules("pairs", chosen=part.table["chosen"], rejected=part.table["rejected"]).items():
+            rules[r].append(v)
+    for it in item_sets:
+        if it.kind == "ties":
+            continue
+        kept = [item for item, k in zip(it.items, assess.item_mask(it.kind, it.items)) if k]
+        if not kept:
+            raise DataError(f"set {it.name!r}: no item can tell scorers apart (pointwise items need both correct "
+                            "and wrong responses)", file=it.dataset, expected="at least one such item")
+        units["set"] += [it.name] * len(kept)
+        units["category"] += [it.category] * len(kept)
+        units["dataset"] += [it.dataset] * len(kept)
+        units["kind"] += [it.kind] * len(kept)
+        units["cluster"] += [_prompt_key(item.prompt) for item in kept]
+        for r, v in assess.length_rules(it.kind, items=it.items).items():
+            rules[r].append(v)
+    return units, {r: np.concatenate(v) if v else np.zeros(0) for r, v in rules.items()}
+
+
+def _score_items(model: RewardModel, item_sets: list[_ItemSet], name: str, batch_size: int, progress: bool,
+                 log: Log) -> dict[str, Any]:
+    """Score every distinct (prompt, response) of all item sets once; each set's items get their
+    rewards. Returns the scoring cost (distinct responses scored, responses the items hold, time)."""
+    items = [item for it in item_sets for item in it.items]
+    if not items:
+        return {}
+    inputs, index = unique_inputs(items)
+    log(f"scoring {len(items)} items ({len(inputs)} distinct responses) with {name}")
+    t0 = time.perf_counter()
+    r = np.asarray(model.score([p for p, _ in inputs], [t for _, t in inputs], batch_size=batch_size,
+                               progress=progress), dtype=np.float64)
+    seconds = time.perf_counter() - t0
+    k = 0
+    for it in item_sets:
+        it.rewards[name] = [r[index[k + j]] for j in range(len(it.items))]
+        k += len(it.items)
+    held = sum(len(item.sample_idx) if item.kind == "pointwise" else len(item.chosen_idx) + len(item.rejected_idx)
+               for item in items)
+    return {"items": len(items), "distinct_responses": len(inputs), "responses_in_items": held,
+            "seconds": round(seconds, 3), "responses_per_second": len(inputs) / max(seconds, 1e-9)}
+
+
+def _unit_scores(s: dict[str, np.ndarray], item_sets: list[_ItemSet], name: str) -> tuple[np.ndarray, dict]:
+    """One model's per-unit scores (pairs first, then item sets, as :func:`_units` orders them)
+    and each item set's own metrics."""
+    parts = [metrics.correct(s["reward_chosen"], s["reward_rejected"]).astype(float)] if s["reward_chosen"].size else []
+    details = {}
+    for it in item_sets:
+        if it.kind == "ties":
+            continue
+        values, details[it.name] = assess.item_unit_scores(it.kind, it.items, it.rewards[name])
+        parts.append(np.asarray(values, dtype=float))
+    return (np.concatenate(parts) if parts else np.zeros(0)), details
+
+
+def _suite_block(scores: np.ndarray, units: dict[str, list], blocks: dict, ties: dict, suite,
+                 resampler: stats.StratifiedBootstrap | None) -> dict[str, Any]:
+    """The suite's scores (RewardBench rules or the suite's own) with each subset's interval,
+    length rules and item metrics, and the sections' and overall score's intervals."""
+    groups = assess.groups_of(units["set"])
+    counts = {k: (float(scores[i].sum()), int(i.size)) for k, i in groups.items()}
+    counts.update({k: (None, v["n"]) for k, v in ties.items()})
+    block = score_suite(counts, suite, scores={k: v["score"] for k, v in ties.items()})
+    for name, sub in block["subsets"].items():
+        if name in ties:
+            sub.update(kind="ties", interval=ties[name]["interval"], details=ties[name]["details"])
+        else:
+            sub.update({k: v for k, v in blocks[name].items() if k not in ("n", "score")})
+    ns = {k: v["n"] for k, v in block["subsets"].items()}
+    point = {"sections": {k: v["score"] for k, v in block["sections"].items()}, "overall": block["overall"]}
+    if resampler is not None or ties:
+        def combine(means, n):
+            return suite_combine({**means, **{k: v["replicates"] for k, v in ties.items()}}, n, suite)
+        ci = assess.suite_intervals(resampler, scores, ns, combine, point) if resampler is not None else None
+        if ci is not None:
+            for sec, v in ci["sections"].items():
+                block["sections"][sec]["interval"] = v
+            block["overall_interval"] = ci["overall"]
+    return block
+
+
+def _data_blocks(datasets: dict, blocks: dict, ties: dict) -> dict[str, Any]:
+    """Data mode: each dataset's entry with its interval, length rules and (items) metrics."""
+    out = {}
+    for name, block in blocks.items():
+        entry = datasets.get(name) or {"n": block["n"], "correct": None, "accuracy": block["score"]}
+        entry.update({k: v for k, v in block.items() if k not in ("n", "score")})
+        if entry.get("correct") is None:
+            entry["correct"] = block["score"] * block["n"]
+        out[name] = entry
+    for name, t in ties.items():
+        out[name] = {"kind": "ties", "n": t["n"], "accuracy": t["score"],
+                     "interval": t["interval"], "details": t["details"]}
+    return out
+
+
+def _pooled(means: dict, ns: dict) -> dict[str, Any]:
+    total = sum(ns.values())
+    return {"sections": {}, "overall": sum(ns[k] * m for k, m in means.items()) / total}
+
+
+def _pooled_block(scores: np.ndarray, units: dict[str, list], resampler) -> dict[str, Any]:
+    """Data mode: every unit pooled (pairs and items), with its stratified bootstrap interval."""
+    if not scores.size:
+        return {"n": 0, "correct": 0, "accuracy": None}
+    ns = {k: int(i.size) for k, i in assess.groups_of(units["set"]).items()}
+    out = {"n": int(scores.size), "correct": float(scores.sum()), "accuracy": float(scores.mean())}
+    if float(out["correct"]).is_integer():
+        out["correct"] = int(out["correct"])
+    if resampler is not None:
+        ci = assess.suite_intervals(resampler, scores, ns, _pooled, {"sections": {}, "overall": out["accuracy"]})
+        out["interval"] = ci["overall"]
+    return out
+
+
+def _comparisons(names: list[str], unit_scores: dict[str, np.ndarray], units: dict[str, list], suite,
+                 resampler, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """Every pair of models compared on the same units (Ties subsets, scored by a formula over
+    prompts, are left out)."""
+    if not units["set"]:
+        return []
+    ns = {k: int(i.size) for k, i in assess.groups_of(units["set"]).items()}
+    combine = (lambda means, n: suite_combine(means, n, suite)) if suite is not None else _pooled
+    return [assess.compare(a, b, unit_scores[a], unit_scores[b], units["set"], units["cluster"],
+                           resampler=resampler, ns=ns, combine=combine, n_boot=n_boot, seed=seed)
+            for a, b in itertools.combinations(names, 2)]
 
 
 # ----------------------------------------------------------------------------- agreement
@@ -417,6 +709,8 @@ def evaluate(
     critiques: int | None = None,
     critique_seed: int | None = None,
     critique_cache: str | Path | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> Evaluation:
     """Evaluate one or more reward models on a suite (``suite``) or on data specs (``data``).
 
@@ -426,6 +720,7 @@ def evaluate(
     ``data`` specs (``format``, ``prompt_key``, ``chosen_key``, ``rejected_key``, ``on_error``).
     Critic-RM directories write ``critiques`` (m) critiques per response
     (default: the model's own setting) with ``critique_seed``, cached under ``critique_cache``.
+    Intervals and paired comparisons use ``n_boot`` bootstrap resamples drawn from ``seed``.
     Returns an :class:`Evaluation`; :func:`write_outputs` writes it.
     """
     log = log or (lambda message: None)
@@ -439,6 +734,8 @@ def evaluate(
         raise ConfigError(f"max_pairs_per_subset must be >= 1, got {max_pairs_per_subset}")
     if padding_side not in (None, "left", "right"):
         raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if n_boot < 100:
+        raise ConfigError(f"n_boot must be >= 100 (bootstrap resamples for the intervals), got {n_boot}")
     # every --model checked before any data is read (a Hub name may become its cached directory)
     located = [m if isinstance(m, RewardModel) else locate_model(m, kind=REWARD_MODEL, option="--model")
                for m in models]
@@ -449,22 +746,31 @@ def evaluate(
         parts, data_info, sub_info = _prepare_suite(suite_obj, max_pairs_per_subset, log)
     else:
         parts, data_info, sub_info = _prepare_data(list(data), max_pairs_per_subset, log, data_options)
+    pair_parts = [p for p in parts if p.table is not None]
     pairs = {
-        "dataset": [p.name for p in parts for _ in range(len(p.table))],
-        "set": [s for p in parts for s in p.sets],
-        "category": [c for p in parts for c in p.categories],
-        "source": [s for p in parts for s in p.table["source"]],
-        "id": [x for p in parts for x in (p.table["id"] if p.table.has("id") else [None] * len(p.table))],
-        "origin": [o for p in parts for o in p.table.origin],
+        "dataset": [p.name for p in pair_parts for _ in range(len(p.table))],
+        "set": [s for p in pair_parts for s in p.sets],
+        "category": [c for p in pair_parts for c in p.categories],
+        "source": [s for p in pair_parts for s in p.table["source"]],
+        "id": [x for p in pair_parts for x in (p.table["id"] if p.table.has("id") else [None] * len(p.table))],
+        "origin": [o for p in pair_parts for o in p.table.origin],
     }
-    if not pairs["set"]:
-        raise DataError("nothing to evaluate: no subset selected any row", expected="at least one pair")
+    item_sets = _item_sets(parts)
+    if not pairs["set"] and not item_sets:
+        raise DataError("nothing to evaluate: no subset selected any row", expected="at least one pair or item")
+    units, rules = _units(pair_parts, item_sets)
+    # one set of stratified resamples for every model: intervals of sections, paired comparisons
+    resampler = (stats.StratifiedBootstrap(units["set"], units["cluster"], n_boot=n_boot, seed=seed)
+                 if units["set"] else None)
     cal_table = load_preferences(calibration_data) if calibration_data else None
 
     paths = [m if not isinstance(m, RewardModel) else (m.settings.base_model or "model") for m in models]
     names = unique_names(paths)
     model_results: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
+    unit_scores: dict[str, np.ndarray] = {}
+    item_details: dict[str, dict[str, dict]] = {}
+    scoring_cost: dict[str, dict] = {}
     for name, given, target in zip(names, models, located):
         if isinstance(given, RewardModel):
             model, where = given, None
@@ -476,51 +782,79 @@ def evaluate(
         if padding_side is not None:
             model.settings.padding_side = padding_side
         try:
-            s, truncation = _score_parts(model, parts, batch_size, progress, log, name)
+            s, truncation = _score_parts(model, pair_parts, batch_size, progress, log, name)
+            scoring_cost[name] = _score_items(model, item_sets, name, batch_size, progress, log)
             settings = model_settings(model, batch_size)
             calib = (_fit_temperature(model, calibration_data, cal_table, batch_size, progress)
-                     if cal_table is not None else None)
+                     if cal_table is not None and s["reward_chosen"].size else None)
         finally:
             model.settings.padding_side = saved_side
         scores[name] = s
-        diag = metrics.diagnostics(
-            s["reward_chosen"], s["reward_rejected"], len_c=s["len_chosen"], len_r=s["len_rejected"],
-            distance=s["distance"], categories=pairs["category"],
-            temperature=(calib or {}).get("temperature"), n_bins=4,
-        )
-        diag["length_bias"]["unit"] = LENGTH_UNIT
-        if calib:
-            diag["calibration"].update({k: v for k, v in calib.items() if k != "temperature"})
+        unit_scores[name], item_details[name] = _unit_scores(s, item_sets, name)
         path = (str(where.resolve()) if where.exists() else str(given)) if where else None  # or a Hub name
-        entry: dict[str, Any] = {"path": path, "settings": settings,
-                                 "truncation": truncation}
+        entry: dict[str, Any] = {"path": path, "settings": settings, "truncation": truncation}
         entry["ties"] = tie_counts(s["reward_chosen"], s["reward_rejected"], pairs["set"])
         set_dataset = dict(zip(pairs["set"], pairs["dataset"]))
         entry["warnings"] = dominance_warnings(entry["ties"], truncation, set_dataset, settings["max_length"])
+        blocks = assess.set_blocks(unit_scores[name], units["set"], units["cluster"], rules, n_boot=n_boot, seed=seed)
+        for set_name, block in blocks.items():
+            block["kind"] = units["kind"][units["set"].index(set_name)]
+            if set_name in item_details[name]:
+                block["details"] = _item_details(item_details[name][set_name])
+            line = assess.length_warning(set_name, block)
+            if line:
+                entry["warnings"].append(line)
+        ties = {it.name: _ties_block(it, name) for it in item_sets if it.kind == "ties"}
         if suite_obj is not None:
-            entry["suite"] = _suite_block(s, pairs, suite_obj)
+            entry["suite"] = _suite_block(unit_scores[name], units, blocks, ties, suite_obj, resampler)
         else:
             entry.update(_data_mode_block(s, pairs))
-        entry["diagnostics"] = diag
+            entry["datasets"] = _data_blocks(entry["datasets"], blocks, ties)
+            entry["overall"] = _pooled_block(unit_scores[name], units, resampler)
+        if s["reward_chosen"].size:
+            diag = metrics.diagnostics(
+                s["reward_chosen"], s["reward_rejected"], len_c=s["len_chosen"], len_r=s["len_rejected"],
+                distance=s["distance"], categories=pairs["category"],
+                temperature=(calib or {}).get("temperature"), n_bins=4,
+            )
+            diag["length_bias"]["unit"] = LENGTH_UNIT
+            if calib:
+                diag["calibration"].update({k: v for k, v in calib.items() if k != "temperature"})
+            entry["diagnostics"] = diag
+        else:
+            entry["diagnostics"] = {}
+        if scoring_cost[name]:
+            entry["item_scoring"] = scoring_cost[name]
         model_results[name] = entry
 
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
         "mode": "suite" if suite_obj is not None else "data",
         "suite": ({"name": suite_obj.name, "path": str(suite_obj.path), "description": suite_obj.description,
+                   "scoring": suite_obj.scoring,
                    "data_root": str(Path(suite_obj.data_root).resolve())} if suite_obj is not None else None),
         "data": data_info,
         "n_pairs": len(pairs["set"]),
+        "n_units": len(units["set"]),
         "subsample": ({"max_pairs_per_subset": max_pairs_per_subset, "method": SUBSAMPLE_METHOD,
                        "sets": sub_info} if max_pairs_per_subset is not None else None),
         "calibration_data": calibration_data,
+        "statistics": {"level": 0.95, "n_boot": n_boot, "seed": seed, "length_unit": "characters",
+                       "tie": "a tie counts as wrong (strictly above every rejected)",
+                       "intervals": "Wilson for independent 0/1 items; cluster (prompt) percentile bootstrap "
+                                    "where items share a prompt; sections and overall: the suite's formula on "
+                                    "stratified cluster bootstrap replicates",
+                       "comparison": "exact McNemar (0/1 items) or paired bootstrap per subset, Holm over "
+                                     "subsets; sections and overall: paired stratified bootstrap"},
         "models": model_results,
     }
     if len(names) >= 2:
-        results["agreement"] = _agreement(names, scores, pairs, with_sections=suite_obj is not None)
+        if pairs["set"]:
+            results["agreement"] = _agreement(names, scores, pairs, with_sections=suite_obj is not None)
+        results["comparisons"] = _comparisons(names, unit_scores, units, suite_obj, resampler, n_boot, seed)
     results["run"] = {**run_info(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds": round(time.time() - started, 1)}
-    return Evaluation(results, scores, pairs)
+    return Evaluation(results, scores, pairs, units, unit_scores)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -560,6 +894,8 @@ def _figures(evaluation: Evaluation) -> dict[str, Any]:
     figs = {}
     cats = evaluation.pairs["category"]
     for name, s in evaluation.scores.items():
+        if not s["reward_chosen"].size:  # items only: these figures are about pairs
+            continue
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(cats):
             groups.setdefault(c, []).append(i)

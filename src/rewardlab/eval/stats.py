@@ -33,6 +33,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 __all__ = [
     "wilson_interval",
+    "accuracy_interval",
+    "StratifiedBootstrap",
     "bootstrap_interval",
     "paired_bootstrap_difference",
     "mcnemar_exact",
@@ -372,6 +374,77 @@ def holm(pvalues: Sequence[float | None] | Mapping[Hashable, float | None],
         return {"p_adjusted": dict(zip(keys, adjusted)), "reject": dict(zip(keys, reject)),
                 "alpha": alpha, "m": int(p.size), "method": "holm"}
     return {"p_adjusted": adjusted, "reject": reject, "alpha": alpha, "m": int(p.size), "method": "holm"}
+
+
+# ----------------------------------------------------------------------------- strata
+class StratifiedBootstrap:
+    """One fixed set of bootstrap resamples of items in strata (the subsets of a suite), whole
+    clusters (prompts) resampled within each stratum, applied to any per-item vector.
+
+    A suite's section and overall scores are formulas of its subsets' accuracies (pooled,
+    RewardBench's Reasoning and Prior Sets rules, a weighted mean of sections); their interval
+    is the percentile interval of the formula applied to each replicate of the subsets' means
+    (:meth:`means`), the subsets' sizes held fixed as in the suite. Applying the *same* resamples
+    to two models' per-item scores gives paired replicates of any difference of formulas.
+
+    Hand-written for the reason given in the module docstring: no library resamples clusters
+    within strata. Each stratum's replicates are a ``[n_boot, clusters]`` matrix of how often
+    each cluster was drawn (a flat ``bincount`` of the draws), so a replicate mean is a matrix
+    product of those counts with the per-cluster sums and sizes.
+    """
+
+    def __init__(self, strata: Iterable[Hashable], clusters: Iterable[Hashable] | None = None,
+                 n_boot: int = 2000, seed: Seed = 0) -> None:
+        strata = list(strata)
+        if not strata:
+            raise ValueError("strata: expected at least one item")
+        n = len(strata)
+        stratum_codes, self.labels = _codes(strata, "strata", n)
+        cluster_codes = (np.arange(n) if clusters is None else _codes(clusters, "clusters", n)[0])
+        self.n_boot = _n_boot(n_boot)
+        self.n = n
+        rng = np.random.default_rng(seed)
+        self._parts = []
+        for s in range(len(self.labels)):
+            rows = np.flatnonzero(stratum_codes == s)
+            _, local = np.unique(cluster_codes[rows], return_inverse=True)
+            g = int(local.max()) + 1
+            draws = rng.integers(0, g, size=(self.n_boot, g))
+            flat = (draws + (np.arange(self.n_boot)[:, None] * g)).ravel()
+            counts = np.bincount(flat, minlength=self.n_boot * g).reshape(self.n_boot, g).astype(np.float32)
+            sizes = np.bincount(local, minlength=g).astype(np.float64)
+            self._parts.append((rows, local, g, counts, counts @ sizes))
+
+    def means(self, values: Any) -> dict[Any, np.ndarray]:
+        """``{stratum: [n_boot] replicate means}`` of a per-item vector (one value per item)."""
+        x = _scores(values, "values")
+        if x.size != self.n:
+            raise ValueError(f"values: expected {self.n} values (one per item), got {x.size}")
+        out = {}
+        for label, (rows, local, g, counts, size_sums) in zip(self.labels, self._parts):
+            sums = np.bincount(local, weights=x[rows], minlength=g)
+            out[label] = (counts @ sums) / size_sums
+        return out
+
+
+def interval_of(replicates: np.ndarray, estimate: float, level: float = 0.95) -> dict[str, Any]:
+    """``{"estimate", "low", "high", "level"}``: the percentile interval of bootstrap replicates."""
+    low, high = _percentiles(np.asarray(replicates, dtype=float), _level(level))
+    return {"estimate": float(estimate), "low": low, "high": high, "level": _level(level)}
+
+
+def accuracy_interval(values: Any, clusters: Iterable[Hashable] | None = None, *, n_boot: int = 2000,
+                      level: float = 0.95, seed: Seed = 0) -> dict[str, Any]:
+    """The interval of one subset's accuracy: Wilson when the items are 0/1 and independent
+    (no two share a cluster), else the cluster (or item) percentile bootstrap: items sharing a
+    prompt are correlated, and Wilson under-covers them (benchmarks/interval_coverage.py)."""
+    x = _scores(values, "values")
+    codes = None
+    if clusters is not None:
+        codes, labels = _codes(clusters, "clusters", x.size)
+        if len(labels) == x.size:
+            codes = None  # every item its own cluster
+    return _accuracy_interval(x, codes, _n_boot(n_boot), _level(level), np.random.default_rng(seed))
 
 
 # ----------------------------------------------------------------------------- comparison

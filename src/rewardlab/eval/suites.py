@@ -15,9 +15,16 @@ A suite is a YAML file naming subsets of preference data, each in one RewardBenc
         subset_column: subset                      # optional, together with `subset`:
         subset: hep-go                             # rows whose column equals this value
 
-A subset without a selector takes every row of its data. Built-in suites live next to this
-module in ``suites/`` (``shared``, ``rewardbench``). Scoring follows METHODS.md §7; see
-:func:`score_suite`.
+A subset without a selector takes every row of its data. ``kind`` says what its rows are:
+``pairs`` (the default), or items beyond pairs (``rewardlab.data.items``): ``best_of_n`` (one
+chosen above every rejected), ``rm_bench`` (the 3x3 style matrix), ``pointwise`` (best-of-k
+selection among responses with correctness labels) or ``ties`` (RewardBench 2's Ties formula);
+``layout`` names the item rows' layout (``auto`` detects it). A suite's ``scoring`` is
+``rewardbench_v1`` (the default, METHODS.md §7: sections outside RewardBench v1's five are
+reported but left out of the overall score; they must be listed under ``extra_sections``, so a
+misspelt section stays an error) or ``mean`` (the overall score is the unweighted mean
+of the sections, RewardBench 2's rule). Built-in suites live next to this module in ``suites/``
+(``shared``, ``rewardbench``, ``rewardbench2``); see :func:`score_suite` and :func:`combine`.
 """
 
 from __future__ import annotations
@@ -60,8 +67,10 @@ MATH_SUBSET = "math-prm"
 DEFAULT_DATA_ROOT = Path("../shared/data")
 BUILTIN_DIR = Path(__file__).with_name("suites")
 
-_SUITE_KEYS = {"name", "description", "subsets"}
-_SUBSET_KEYS = {"name", "section", "data", "source", "subset_column", "subset"}
+_SUITE_KEYS = {"name", "description", "subsets", "scoring", "extra_sections"}
+_SUBSET_KEYS = {"name", "section", "data", "source", "subset_column", "subset", "kind", "layout"}
+KINDS = ("pairs", "best_of_n", "rm_bench", "pointwise", "ties")
+SCORINGS = ("rewardbench_v1", "mean")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class SubsetSpec:
     source: str | None = None
     subset_column: str | None = None
     subset: str | None = None
+    kind: str = "pairs"
+    layout: str = "auto"
 
     def describe_filter(self) -> str:
         """The row filter in words, e.g. ``source ~ 'xstest/*'``."""
@@ -98,6 +109,7 @@ class Suite:
     subsets: tuple[SubsetSpec, ...]
     path: Path
     data_root: Path
+    scoring: str = "rewardbench_v1"
 
     def subset(self, name: str) -> SubsetSpec:
         """The subset called ``name``."""
@@ -157,7 +169,7 @@ def _optional_str(raw: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _parse_subset(raw: Any, where: str, data_root: Path) -> SubsetSpec:
+def _parse_subset(raw: Any, where: str, data_root: Path, sections: Sequence[str] | None) -> SubsetSpec:
     """One ``subsets:`` entry, validated."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
@@ -168,8 +180,15 @@ def _parse_subset(raw: Any, where: str, data_root: Path) -> SubsetSpec:
     for key in ("name", "section", "data"):
         if fields[key] is None:
             raise ConfigError(f"{where}: '{key}' is required")
-    if fields["section"] not in SECTIONS:
-        raise ConfigError(f"{where}: section {fields['section']!r} is not one of {list(SECTIONS)}")
+    if sections is not None and fields["section"] not in sections:
+        raise ConfigError(f"{where}: section {fields['section']!r} is not one of {list(sections)} "
+                          "(RewardBench v1's, plus the suite's extra_sections)")
+    fields["kind"] = fields["kind"] or "pairs"
+    fields["layout"] = fields["layout"] or "auto"
+    if fields["kind"] not in KINDS:
+        raise ConfigError(f"{where}: kind {fields['kind']!r} is not one of {list(KINDS)}")
+    if fields["kind"] == "pairs" and fields["layout"] != "auto":
+        raise ConfigError(f"{where}: 'layout' applies to item kinds ({', '.join(KINDS[1:])}), not to pairs")
     if (fields["subset_column"] is None) != (fields["subset"] is None):
         raise ConfigError(f"{where}: 'subset_column' and 'subset' go together")
     if fields["source"] is not None and fields["subset_column"] is not None:
@@ -203,15 +222,27 @@ def load_suite(
     entries = raw.get("subsets")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: 'subsets' must be a non-empty list")
+    scoring = _optional_str(raw, "scoring", str(path)) or "rewardbench_v1"
+    if scoring not in SCORINGS:
+        raise ConfigError(f"{path}: scoring {scoring!r} is not one of {list(SCORINGS)}")
+    extra = raw.get("extra_sections") or []
+    if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
+        raise ConfigError(f"{path}: 'extra_sections' must be a list of section names, got {extra!r}")
+    if extra and scoring != "rewardbench_v1":
+        raise ConfigError(f"{path}: 'extra_sections' applies to scoring rewardbench_v1 (with mean, any section counts)")
+    allowed = list(SECTIONS) + extra if scoring == "rewardbench_v1" else None
     subsets = tuple(
-        _parse_subset(entry, f"{path}: subsets[{i}]", root) for i, entry in enumerate(entries)
+        _parse_subset(entry, f"{path}: subsets[{i}]", root, allowed) for i, entry in enumerate(entries)
     )
     names = [spec.name for spec in subsets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{path}: duplicate subset name(s) {duplicates}")
     description = _optional_str(raw, "description", str(path)) or ""
-    return Suite(name=name, description=description, subsets=subsets, path=path, data_root=root)
+    if scoring == "rewardbench_v1" and all(spec.section not in SECTIONS for spec in subsets):
+        raise ConfigError(f"{path}: no subset is in a RewardBench v1 section ({', '.join(SECTIONS)}); "
+                          "use scoring: mean for other sections")
+    return Suite(name=name, description=description, subsets=subsets, path=path, data_root=root, scoring=scoring)
 
 
 # ----------------------------------------------------------------------------- selection
@@ -284,9 +315,10 @@ def rows_by_subset(
 
 # ----------------------------------------------------------------------------- scoring
 def _validated_counts(
-    subset_results: Mapping[str, tuple[int, int]], suite: Suite
-) -> dict[str, tuple[int, int]]:
-    """``{name: (correct, n)}`` as ints, checked against the suite and for consistency."""
+    subset_results: Mapping[str, tuple[Any, int]], suite: Suite
+) -> dict[str, tuple[Any, int]]:
+    """``{name: (correct, n)}`` (n an int, correct an int or a sum of partial credits), checked
+    against the suite and for consistency."""
     if not subset_results:
         raise ValueError("subset_results: expected counts for at least one subset")
     known = {spec.name for spec in suite.subsets}
@@ -296,9 +328,12 @@ def _validated_counts(
     counts = {}
     for name, value in subset_results.items():
         try:
-            n_correct, n = (int(v) for v in value)
+            raw_correct, raw_n = value
+            n_correct, n = float(raw_correct), int(raw_n)
         except (TypeError, ValueError) as err:
             raise ValueError(f"subset_results[{name!r}]: expected (correct, n), got {value!r}") from err
+        if n_correct.is_integer():
+            n_correct = int(n_correct)  # items right; a sum of partial credits keeps its fraction
         if n < 1 or not 0 <= n_correct <= n:
             raise ValueError(
                 f"subset_results[{name!r}]: expected 0 <= correct <= n and n >= 1, "
@@ -308,15 +343,15 @@ def _validated_counts(
     return counts
 
 
-def _pooled(members: list[tuple[str, int, int]]) -> float:
-    """Example-count-weighted accuracy: total correct / total n."""
-    return sum(c for _, c, _ in members) / sum(n for _, _, n in members)
+def _pooled(members: list[tuple[str, Any, int]]) -> Any:
+    """Example-count-weighted mean of ``(name, mean, n)`` members (means may be arrays)."""
+    return sum(n * m for _, m, n in members) / sum(n for _, _, n in members)
 
 
-def _section_score(section: str, members: list[tuple[str, int, int]]) -> float:
-    """Score of one section from its ``(name, correct, n)`` members (RewardBench v1 rules)."""
+def _section_score(section: str, members: list[tuple[str, Any, int]]) -> Any:
+    """Score of one section from its ``(name, mean, n)`` members (RewardBench v1 rules)."""
     if section == "Prior Sets":
-        return sum(c / n for _, c, n in members) / len(members)
+        return sum(m for _, m, _ in members) / len(members)
     if section == "Reasoning":
         math = [m for m in members if m[0] == MATH_SUBSET]
         rest = [m for m in members if m[0] != MATH_SUBSET]
@@ -325,61 +360,98 @@ def _section_score(section: str, members: list[tuple[str, int, int]]) -> float:
     return _pooled(members)
 
 
-def score_suite(subset_results: Mapping[str, tuple[int, int]], suite: Suite) -> dict[str, Any]:
-    """Score per-subset counts the RewardBench v1 way.
+def combine(means: Mapping[str, Any], ns: Mapping[str, int], suite: Suite) -> dict[str, Any]:
+    """Section and overall scores from per-subset means, by the suite's ``scoring`` rule.
 
-    ``subset_results`` maps subset name to ``(correct, n)`` (correct = pairs with
-    ``r_c > r_r`` strictly). Rules (METHODS.md §7):
+    ``means[name]`` is a subset's score (a number, or an array of bootstrap replicates: the
+    formula is applied elementwise, so intervals of sections and of the overall score come from
+    the same code as the point values); ``ns[name]`` its item count. Sections are scored as in
+    :func:`score_suite`. ``rewardbench_v1``: overall = the weighted mean of the present v1
+    sections (sections outside the five are scored but ``excluded``); ``mean``: the unweighted
+    mean of all sections. Returns ``{"sections": {name: score}, "overall", "weights", "excluded"}``.
+    """
+    order = list(dict.fromkeys(spec.section for spec in suite.subsets))
+    if suite.scoring == "rewardbench_v1":
+        order = [s for s in SECTIONS if s in order] + [s for s in order if s not in SECTIONS]
+    sections = {}
+    for section in order:
+        members = [(spec.name, means[spec.name], ns[spec.name]) for spec in suite.subsets
+                   if spec.section == section and spec.name in means]
+        if members:
+            sections[section] = (_section_score(section, members) if suite.scoring == "rewardbench_v1"
+                                 else _pooled(members))
+    if suite.scoring == "rewardbench_v1":
+        weights = {s: SECTION_WEIGHTS[s] for s in sections if s in SECTION_WEIGHTS}
+    else:
+        weights = {s: 1 for s in sections}
+    excluded = [s for s in sections if s not in weights]
+    overall = sum(w * sections[s] for s, w in weights.items()) / sum(weights.values()) if weights else None
+    return {"sections": sections, "overall": overall, "weights": weights, "excluded": excluded}
+
+
+def score_suite(subset_results: Mapping[str, tuple[Any, int]], suite: Suite,
+                scores: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Score per-subset results the suite's way (RewardBench v1 by default).
+
+    ``subset_results`` maps subset name to ``(correct, n)``: correct = items right (pairs with
+    ``r_c > r_r`` strictly; a sum of partial credits where a tie policy gives some). Rules
+    (METHODS.md §7), for ``scoring: rewardbench_v1``:
 
     - a section's score is the example-count-weighted accuracy of its subsets;
     - Reasoning: ``math-prm`` weighs as much as all other Reasoning subsets (the hep-*)
       combined, i.e. ``(acc(math-prm) + pooled acc(hep-*)) / 2`` when both are present;
     - Prior Sets: the unweighted mean of its subsets' accuracies;
     - overall: the mean of the present sections weighted Chat 2, Chat Hard 2, Safety 2,
-      Reasoning 2, Prior Sets 1.
+      Reasoning 2, Prior Sets 1; other sections (e.g. Best-of-N) are scored but not in it.
+
+    ``scoring: mean``: a section is the pooled accuracy of its subsets, overall the unweighted
+    mean of the sections (RewardBench 2).
+
+    ``scores`` gives the score of subsets that are not a proportion of right items (RewardBench
+    2's Ties formula); their ``subset_results`` entry is ``(None, n)`` and ``correct`` stays None.
 
     Returns ``{"suite", "subsets": {name: {"section", "n", "correct", "accuracy"}},
     "sections": {name: {"score", "n"}}, "overall", "weights" (those of the sections used),
-    "missing_sections", "missing_subsets", "note"}``. ``note`` says in words what a missing
-    section means for ``overall`` (``None`` when no section is missing). Accuracies and scores
-    are fractions in [0, 1]; the raw counts are kept so results can be recomputed exactly.
+    "excluded_sections", "missing_sections", "missing_subsets", "note"}``. ``note`` says in words
+    what a missing or excluded section means for ``overall`` (``None`` when nothing is).
+    Accuracies and scores are fractions in [0, 1]; the raw counts are kept so results can be
+    recomputed exactly.
     """
-    counts = _validated_counts(subset_results, suite)
+    scores = dict(scores or {})
+    counts = _validated_counts({k: ((0, v[1]) if k in scores else v) for k, v in subset_results.items()}, suite)
     subsets = {
         spec.name: {
             "section": spec.section,
             "n": counts[spec.name][1],
-            "correct": counts[spec.name][0],
-            "accuracy": counts[spec.name][0] / counts[spec.name][1],
+            "correct": None if spec.name in scores else counts[spec.name][0],
+            "accuracy": float(scores[spec.name]) if spec.name in scores else counts[spec.name][0] / counts[spec.name][1],
         }
         for spec in suite.subsets
         if spec.name in counts
     }
-    sections = {}
-    for section in SECTIONS:
-        members = [(name, r["correct"], r["n"]) for name, r in subsets.items() if r["section"] == section]
-        if members:
-            sections[section] = {
-                "score": _section_score(section, members),
-                "n": sum(n for _, _, n in members),
-            }
-    weights = {section: SECTION_WEIGHTS[section] for section in sections}
-    overall = sum(weights[s] * sections[s]["score"] for s in sections) / sum(weights.values())
-    missing = [section for section in SECTIONS if section not in sections]
-    note = None
+    scored = combine({k: v["accuracy"] for k, v in subsets.items()}, {k: v["n"] for k, v in subsets.items()}, suite)
+    sections = {name: {"score": score, "n": sum(v["n"] for v in subsets.values() if v["section"] == name)}
+                for name, score in scored["sections"].items()}
+    weights = scored["weights"]
+    notes = []
+    missing = ([section for section in SECTIONS if section not in sections]
+               if suite.scoring == "rewardbench_v1" else [])
     if missing:
-        note = (
+        notes.append(
             f"No data for {', '.join(missing)}: overall is the weighted mean of the "
-            f"{len(sections)} present section(s) ({', '.join(f'{s} {w}' for s, w in weights.items())}) "
+            f"{len(weights)} present section(s) ({', '.join(f'{s} {w}' for s, w in weights.items())}) "
             "and is not comparable with a full RewardBench v1 score."
         )
+    if scored["excluded"]:
+        notes.append(f"{', '.join(scored['excluded'])}: scored, but not part of the RewardBench v1 overall score.")
     return {
         "suite": suite.name,
         "subsets": subsets,
         "sections": sections,
-        "overall": overall,
+        "overall": scored["overall"],
         "weights": weights,
+        "excluded_sections": scored["excluded"],
         "missing_sections": missing,
         "missing_subsets": [spec.name for spec in suite.subsets if spec.name not in counts],
-        "note": note,
+        "note": " ".join(notes) or None,
     }

@@ -95,9 +95,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> GrpoRec
 
 def read_prompts(spec: str) -> list[Any]:
     """The ``prompt`` column of a JSONL/JSON/CSV/Parquet file (errors name file, line, field)."""
-    from rewardlab.data.readers import _file_unit
+    from rewardlab.data.readers import file_unit
 
-    unit = _file_unit(Path(spec)) if Path(spec).is_file() else None
+    unit = file_unit(Path(spec)) if Path(spec).is_file() else None
     if unit is None:
         raise DataError("no such file", file=spec, expected="a prompts file (.jsonl, .json, .csv, .parquet)")
     out = []

@@ -22,12 +22,12 @@ from rewardlab.errors import DataError
 
 def read_completions(path: str | Path, prompt_key: str = "prompt", completion_key: str = "completion"):
     """(prompts, completions) of a file; errors name the file, line (or row) and field."""
-    from rewardlab.data.readers import _file_unit
+    from rewardlab.data.readers import file_unit
 
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", file=str(path), expected="a .jsonl, .json, .csv or .parquet file")
-    unit = _file_unit(path)
+    unit = file_unit(path)
     prompts, completions = [], []
     for loc, rec in unit.rows:
         where = {"line": loc} if unit.text else {"row": loc}
