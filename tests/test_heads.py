@@ -136,3 +136,25 @@ def test_bad_inputs_are_config_errors():
         fit_head(X, c + 1000, r, config={"kind": "linear"})
     with pytest.raises(Exception):
         HeadConfig(kind="forest")
+
+
+def test_normbt_on_heads_reads_the_last_hidden_layer():
+    """features: last_hidden (default) gives NormBT the representation the head's output layer
+    reads (relu(x W1 + b1) for one hidden layer; the input for a linear head), not the input."""
+    from rewardlab.heads.trainer import Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 6, dtype=torch.float64)
+    c, r = np.arange(0, 20), np.arange(20, 40)
+    mlp = EnsembleMLP(6, [5], seeds=[1, 2]).double()
+    h = mlp.hidden(x)
+    by_hand = torch.stack([torch.relu(x @ mlp.weights[0][j] + mlp.biases[0][j]) for j in range(2)])
+    torch.testing.assert_close(h, by_hand)
+    assert torch.equal(EnsembleMLP(6, [], seeds=[1]).double().hidden(x)[0], x)  # linear: the input
+    for features, dim in (("last_hidden", 5), ("input", 6)):
+        cfg = HeadConfig(kind="mlp", widths=[5], members=2, features=features, dtype="float64", epochs=1)
+        t = Trainer(x, c, r, "normbt", None, cfg, 0, [1, 2], None, None)
+        assert t._features(t.model, t.x[:3]).shape == (2, 3, dim)
+    fitted = fit_head(x.numpy(), c, r, objective="normbt", config={"kind": "mlp", "widths": [5], "epochs": 2,
+                                                                    "dtype": "float64"}, seed=0)
+    assert np.isfinite(fitted.predict(x.numpy())).all()

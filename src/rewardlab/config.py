@@ -36,6 +36,9 @@ class DataConfig(_Strict):
     validation: str | list[str] | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     split_salt: str = "rewardlab"
+    # What keeps rows together in the split (and in strength folds): None = the prompt; a column
+    # name; or {field, regex[, normalize]} (data.splits.group_keys). HumanEvalPack: its problem.
+    split_key: str | dict | None = None
     format: str = "auto"
     prompt_key: str = "prompt"
     chosen_key: str = "chosen"
@@ -68,7 +71,10 @@ class TrainConfig(_Strict):
     # Throughput (docs/speed.md): batches of similar length; one flat row per micro-batch without
     # padding, or with each pair's prompt encoded once (decoders).
     group_by_length: bool = False
-    disable_dropout: bool = False  # TRL's RewardTrainer disables dropout by default (25% of a MiniLM step here)
+    # Every nn.Dropout to p = 0, as TRL's RewardTrainer by default: the papers' reward models are
+    # dropout-free decoders, and with MiniLM's hidden dropout 0.1 NormBT's ||h_c - h_r|| is mostly
+    # dropout noise (0.43 vs 0.05 on HumanEvalPack, FIDELITY.md 000). Also a quarter of a MiniLM step.
+    disable_dropout: bool = True
     packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
 
 

@@ -32,6 +32,9 @@ def strength(
     epochs: Annotated[int, typer.Option(help="Max epochs per head (early stopping on 10% of the training pairs).")] = 30,
     deciles: Annotated[bool, typer.Option(help="Train a head per μ̂ decile and report its validation accuracy.")] = True,
     val_fraction: Annotated[float, typer.Option(help="Validation share (by prompt hash) of the decile table.")] = 0.1,
+    split_key: Annotated[Optional[str], typer.Option(
+        help="What keeps pairs together in folds and the decile split: a column name, or a JSON mapping "
+             '{"field": ..., "regex": ..., "normalize": "alnum_lower"} (default: the prompt).')] = None,
     seed: Annotated[int, typer.Option(help="Seed of members, folds' heads and decile heads.")] = 0,
     report: Annotated[Optional[Path], typer.Option(help="Summary directory (default: OUT without suffix + _strength).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N pairs.")] = None,
@@ -44,6 +47,14 @@ def strength(
     from rewardlab.strength.run import run_strength
 
     try:
+        key = split_key
+        if key is not None and key.lstrip().startswith("{"):
+            import json
+
+            try:
+                key = json.loads(key)
+            except json.JSONDecodeError as err:
+                raise typer.BadParameter(f"--split-key: not valid JSON ({err.msg} at column {err.colno})") from None
         run_config = None
         if backend == "finetune":
             if config is None:
@@ -54,7 +65,7 @@ def strength(
         summary = run_strength(
             data if len(data) > 1 else data[0], out, members=members, folds=folds, backend=backend,
             embed={"model": model, "pooling": pooling, "max_length": max_length}, head={"kind": head, "epochs": epochs, "widths": widths or [256], "batch_size": 256},
-            run_config=run_config, deciles=deciles, val_fraction=val_fraction, seed=seed, report_dir=report,
+            run_config=run_config, deciles=deciles, val_fraction=val_fraction, split_key=key, seed=seed, report_dir=report,
             limit=limit, on_error="skip" if skip_bad_rows else "raise", log=_log)
     except (RewardlabError, typer.BadParameter) as e:
         _fail(e)

@@ -195,22 +195,28 @@ class PreferenceTable:
         return json.dumps(prompt, sort_keys=True, ensure_ascii=False)
 
     def split(
-        self, val_fraction: float = 0.1, salt: str = "rewardlab"
+        self, val_fraction: float = 0.1, salt: str = "rewardlab", keys: Sequence[str] | None = None
     ) -> tuple[PreferenceTable, PreferenceTable]:
-        """Deterministic (train, val) split by a SHA-256 hash of each row's prompt.
+        """Deterministic (train, val) split by a SHA-256 hash of each row's group key.
 
-        All pairs sharing a prompt land on the same side, so no prompt is in both; the validation
-        side holds about ``val_fraction`` of the distinct prompts. The same data and salt give
-        the same split on any machine and Python version.
+        The key is the prompt unless ``keys`` gives one per row (``rewardlab.data.splits``): all
+        rows sharing a key land on the same side, so no group is in both; the validation side
+        holds about ``val_fraction`` of the distinct keys. The same data and salt give the same
+        split on any machine and Python version.
         """
-        train, val = self.split_indices(val_fraction, salt)
+        train, val = self.split_indices(val_fraction, salt, keys)
         return self.select(train), self.select(val)
 
-    def split_indices(self, val_fraction: float = 0.1, salt: str = "rewardlab") -> tuple[list[int], list[int]]:
+    def split_indices(self, val_fraction: float = 0.1, salt: str = "rewardlab",
+                      keys: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
         """The row indices of :meth:`split`'s (train, val) sides."""
         if not 0.0 <= val_fraction <= 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1], got {val_fraction}")
-        in_val = [unit_hash(salt, self.prompt_key(i)) < val_fraction for i in range(len(self))]
+        if keys is None:
+            keys = [self.prompt_key(i) for i in range(len(self))]
+        elif len(keys) != len(self):
+            raise ValueError(f"keys: expected one per row ({len(self)}), got {len(keys)}")
+        in_val = [unit_hash(salt, key) < val_fraction for key in keys]
         return [i for i, v in enumerate(in_val) if not v], [i for i, v in enumerate(in_val) if v]
 
     def to_arrow(self) -> Any:

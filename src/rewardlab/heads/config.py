@@ -50,6 +50,10 @@ class HeadConfig(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     standardize: bool = True
     dtype: Literal["float32", "float64"] = "float32"
+    # h for objectives that read features (NormBT's distance, contrastive terms): the head's last
+    # hidden layer, what its output layer reads (the paper's final-layer representation), or the
+    # standardised input embedding (a static per-pair weight for NormBT: a different method).
+    features: Literal["last_hidden", "input"] = "last_hidden"
     gbdt: GBDTConfig = GBDTConfig()
 
     def layer_widths(self) -> list[int]:

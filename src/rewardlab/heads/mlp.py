@@ -52,6 +52,15 @@ class EnsembleMLP(nn.Module):
     def members(self) -> int:
         return self.weights[0].shape[0]
 
+    def hidden(self, x: Tensor) -> Tensor:
+        """The representation the output layer reads, ``[k, n, width]`` (the last hidden layer;
+        the input itself for a linear head): the head's h for objectives that read features."""
+        h = x
+        for w, b in list(zip(self.weights, self.biases))[:-1]:
+            h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b
+            h = h.relu_()  # in place: baddbmm's backward does not need its output
+        return h if h.dim() == 3 else h.expand(self.members, *h.shape)
+
     def forward(self, x: Tensor) -> Tensor:
         h = x
         *hidden, (w_out, b_out) = zip(self.weights, self.biases)

@@ -68,7 +68,9 @@ class Trainer:
             pick = np.random.default_rng([int(seed), 11]).choice(len(train_items), 1024, replace=False)
             train_items = train_items[np.sort(pick)]
         self.offset_items = torch.from_numpy(train_items)
-        self.losses = [build_loss(objective, aux, feature_dim=x.shape[1]) for _ in range(self.k)]
+        widths = cfg.layer_widths()
+        feature_dim = widths[-1] if widths and cfg.features == "last_hidden" else x.shape[1]
+        self.losses = [build_loss(objective, aux, feature_dim=feature_dim) for _ in range(self.k)]
         probe = self.losses[0]
         self.pointwise = probe.pointwise
         self.shared_loss = (probe.main.name in MEAN_OBJECTIVES and not len(probe.aux)
@@ -105,20 +107,26 @@ class Trainer:
         if not hasattr(self, "_va"):
             items, inverse = np.unique(np.concatenate([self.va_c, self.va_r]), return_inverse=True)
             n = len(self.va_c)
-            h_c = self.x[torch.from_numpy(self.va_c)] if self.needs_features else None
-            h_r = self.x[torch.from_numpy(self.va_r)] if self.needs_features else None
-            self._va = (torch.from_numpy(items), torch.from_numpy(inverse[:n]), torch.from_numpy(inverse[n:]),
-                        h_c, h_r)
-        items, ic, ir, h_c, h_r = self._va
+            self._va = (torch.from_numpy(items), torch.from_numpy(inverse[:n]), torch.from_numpy(inverse[n:]))
+        items, ic, ir = self._va
         r = model(self.x[items])  # [k, m_val]: each validation item once, shared by all members
+        h = self._features(model, self.x[items]) if self.needs_features else None
         cols = {} if self.pointwise else self.va_cols
         out = []
         for j, loss in enumerate(losses):
             loss.eval()
+            h_c, h_r = (None, None) if h is None else (h[j][ic], h[j][ir])
             value, _ = loss(LossInputs(r[j][ic], r[j][ir], h_c, h_r, cols))
             out.append(float(value))
             loss.train()
         return out
+
+    def _features(self, model: EnsembleMLP, x: Tensor) -> Tensor:
+        """h ``[k, n, d]`` of rows ``x`` (``[k, n, d_in]`` or shared ``[n, d_in]``): the last
+        hidden layer (``features: last_hidden``) or the standardised input (``input``)."""
+        if self.cfg.features == "input":
+            return x if x.dim() == 3 else x.expand(model.members, *x.shape)
+        return model.hidden(x)
 
     def _rewards(self, model: EnsembleMLP, items: np.ndarray, full: bool) -> Tensor:
         """Rewards ``[k, n]`` of the item indices ``[k, n]`` of each member's batch.
@@ -207,8 +215,8 @@ class Trainer:
                     r = self._rewards(model, items, full)
                     h_c = h_r = None
                     if self.needs_features:
-                        xb = self.x[torch.from_numpy(items)]
-                        h_c, h_r = xb[:, :b], xb[:, b:]
+                        hb = self._features(model, self.x[torch.from_numpy(items)])
+                        h_c, h_r = hb[:, :b], hb[:, b:]
                     cols = {name: torch.from_numpy(v[idx]) for name, v in self.tr_cols.items()}
                     loss = self._loss(losses, r[:, :b], r[:, b:], h_c, h_r, cols)
                 opt.zero_grad(set_to_none=True)

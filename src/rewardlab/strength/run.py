@@ -161,6 +161,7 @@ def run_strength(
     decile_members: int = 3,
     val_fraction: float = 0.1,
     split_salt: str = "rewardlab",
+    split_key: Any = None,
     seed: int = 0,
     report_dir: str | Path | None = None,
     limit: int | None = None,
@@ -169,18 +170,23 @@ def run_strength(
 ) -> dict[str, Any]:
     """Compute strengths for the pairs of ``data``, write them to ``out`` (format by suffix) and a
     summary to ``report_dir`` (default: ``OUT`` without suffix + ``_strength``). ``folds=1`` is
-    the paper's in-sample variant. Returns the summary."""
+    the paper's in-sample variant. Folds and the decile table's validation split keep every group
+    of ``split_key`` (default: the prompt; ``rewardlab.data.splits``) on one side. Returns the summary."""
     from rewardlab.data import load_preferences
+    from rewardlab.data.splits import check_split_key, group_keys
     from rewardlab.embed.extract import EmbedSpec, embed_table
 
     if backend not in ("heads", "finetune"):
         raise ConfigError(f"backend must be 'heads' or 'finetune', got {backend!r}")
     out = Path(out)
     report_dir = Path(report_dir) if report_dir is not None else out.with_name(out.stem + "_strength")
-    table = load_preferences(data, limit=limit, on_error=on_error)
+    check_split_key(split_key)
+    key_column = split_key if isinstance(split_key, str) else (split_key or {}).get("field")
+    keep = [key_column] if key_column not in (None, "prompt", "source") else []
+    table = load_preferences(data, limit=limit, on_error=on_error, keep_columns=keep)
     if len(table) < 2:
         raise ConfigError(f"{data}: need at least 2 pairs, got {len(table)}")
-    keys = [table.prompt_key(i) for i in range(len(table))]
+    keys = group_keys(table, split_key)
     fold = prompt_folds(keys, folds) if folds > 1 else np.zeros(len(table), dtype=np.int64)
     emb = None
     if backend == "heads" or deciles:
@@ -197,12 +203,13 @@ def run_strength(
     summary: dict[str, Any] = {
         "data": data if isinstance(data, str) else list(data), "out": str(out), "n_pairs": len(table),
         "mode": res.mode, "backend": backend, "members": members, "folds": folds, "seed": seed,
+        "split_key": split_key,
         "embedding": emb["stats"] if emb is not None else None, "summary": summarize(res.mean, res.std),
         "load_report": table.report.to_dict() if table.report is not None else None,
     }
     full_acc = None
     if deciles:
-        train_idx, val_idx = (np.asarray(ix, dtype=np.int64) for ix in table.split_indices(val_fraction, split_salt))
+        train_idx, val_idx = (np.asarray(ix, dtype=np.int64) for ix in table.split_indices(val_fraction, split_salt, keys))
         if len(train_idx) < 10 * max(1, folds) or len(val_idx) == 0:
             if log:
                 log(f"decile table skipped: {len(train_idx)} training / {len(val_idx)} validation pairs")

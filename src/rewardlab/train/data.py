@@ -8,6 +8,7 @@ import numpy as np
 
 from rewardlab.config import DataConfig
 from rewardlab.data import PreferenceTable, load_preferences
+from rewardlab.data.splits import check_split_key, group_keys
 
 
 @dataclass
@@ -30,20 +31,26 @@ def _subsample(table: PreferenceTable, n: int | None, seed: int) -> PreferenceTa
 
 
 def prepare_tables(cfg: DataConfig, seed: int, keep_columns=()) -> Tables:
-    """Load ``cfg.train``; validation from ``cfg.validation`` or a split by prompt hash.
-    ``keep_columns``: further columns the run reads (Critic-RM's critiques), required on every row."""
+    """Load ``cfg.train``; validation from ``cfg.validation`` or a split by the hash of each row's
+    group (its prompt, or ``cfg.split_key``: rewardlab.data.splits). ``keep_columns``: further
+    columns the run reads (Critic-RM's critiques), required on every row."""
+    key = check_split_key(cfg.split_key)
+    key_column = key if isinstance(key, str) else (key or {}).get("field")
+    if key_column not in (None, "prompt", "source") and key_column not in keep_columns:
+        keep_columns = (*keep_columns, key_column)
     table = _load(cfg.train, cfg, keep_columns)
     report = {"train_source": table.report.to_dict() if table.report else None}
     if cfg.validation is not None:
         train, val = table, _load(cfg.validation, cfg, keep_columns)
         report["validation_source"] = val.report.to_dict() if val.report else None
     elif cfg.val_fraction > 0:
-        train, val = table.split(cfg.val_fraction, salt=cfg.split_salt)
+        train, val = table.split(cfg.val_fraction, salt=cfg.split_salt, keys=group_keys(table, key))
     else:
         train, val = table, None
     train = _subsample(train, cfg.max_train_pairs, seed)
     if val is not None:
         val = _subsample(val, cfg.max_val_pairs, seed)
     report.update({"n_train": len(train), "n_validation": len(val) if val is not None else 0,
-                   "split": "file" if cfg.validation is not None else f"prompt hash, val_fraction={cfg.val_fraction}"})
+                   "split": "file" if cfg.validation is not None else
+                   f"{'prompt' if key is None else 'data.split_key'} hash, val_fraction={cfg.val_fraction}"})
     return Tables(train, val, report)

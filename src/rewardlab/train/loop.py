@@ -52,6 +52,16 @@ class TrainModule(nn.Module):
         return loss, logs, r[:b].detach(), r[b:].detach()
 
 
+def disable_dropout(module: nn.Module) -> int:
+    """Every ``nn.Dropout`` to p = 0 (attention dropout reads its module's p), as TRL's
+    ``disable_dropout``; returns how many modules were changed."""
+    changed = 0
+    for m in module.modules():
+        if isinstance(m, nn.Dropout) and m.p:
+            m.p, changed = 0.0, changed + 1
+    return changed
+
+
 class _StopFlag:
     """SIGTERM/SIGINT ask for a checkpoint at the next step boundary, then a clean stop."""
 
@@ -161,10 +171,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     for m in plugins:  # adapters on the backbone (LoRA), ...
         m.wrap_model(model)
     packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
-    if tc.disable_dropout:  # as TRL's disable_dropout: every nn.Dropout (attention dropout reads its p) to 0
-        for m in model.modules():
-            if isinstance(m, nn.Dropout):
-                m.p = 0.0
+    if tc.disable_dropout:  # the default, as TRL's: NormBT's ||h_c - h_r|| must not be dropout noise
+        disable_dropout(model)
 
     def encode(table):  # a method's own encoding (Critic-RM: with critiques), else the model's
         pairs = methods.first(m.encode_pairs(model, table) for m in plugins)
