@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
+from tiny_models import random_head_minilm
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
@@ -49,16 +49,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> list[Path]:
     """Two tiny MiniLM reward models with different random heads, both saved as `.../model`."""
-    root = tmp_path_factory.mktemp("models")
-    paths = []
-    for seed, name in ((1, "a"), (2, "b")):
-        rm = RewardModel.from_backbone("minilm", max_length=64)
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            for p in rm.model.classifier.parameters():
-                p.normal_(0, 0.5)
-        paths.append(rm.save_pretrained(root / name / "model"))
-    return paths
+    return random_head_minilm(tmp_path_factory.mktemp("models"), {"a": 1, "b": 2}, max_length=64)
 
 
 @pytest.fixture(scope="module")

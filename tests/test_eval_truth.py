@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from scipy.stats import binomtest
+from tiny_models import random_head_minilm
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
@@ -36,16 +36,7 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> list[Path]:
-    root = tmp_path_factory.mktemp("truth_models")
-    paths = []
-    for seed, name in ((3, "a"), (4, "b")):
-        rm = RewardModel.from_backbone("minilm", max_length=48)
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            for p in rm.model.classifier.parameters():
-                p.normal_(0, 0.5)
-        paths.append(rm.save_pretrained(root / name / "model"))
-    return paths
+    return random_head_minilm(tmp_path_factory.mktemp("truth_models"), {"a": 3, "b": 4}, max_length=48)
 
 
 @pytest.fixture(scope="module")

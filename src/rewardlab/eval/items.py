@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.eval.metrics import as_vector
+
 __all__ = [
     "PAIR_TIES",
     "BEST_OF_N_TIES",
@@ -51,17 +53,6 @@ RM_BENCH_STYLES = ("concise", "detailed plain", "detailed markdown")
 
 
 # ----------------------------------------------------------------------------- validation
-def _vector(x: Any, name: str, *, finite: bool = False) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name}: expected at least one value, got an empty array")
-    if finite and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: expected finite numbers, got NaN or infinity")
-    return arr
-
-
 def _tie(tie: str, allowed: tuple[str, ...]) -> str:
     if tie not in allowed:
         raise ValueError(f"tie: expected one of {allowed}, got {tie!r}")
@@ -120,7 +111,7 @@ def pair_accuracy(r_c: Any, r_r: Any, tie: str = "wrong") -> dict[str, Any]:
     ``per_item[i]`` is 1 when ``r_c[i] > r_r[i]``, 0 when below, and on an exact tie 0
     (``tie="wrong"``, RewardBench's rule) or 0.5 (``tie="half"``).
     """
-    c, r = _vector(r_c, "r_c"), _vector(r_r, "r_r")
+    c, r = as_vector(r_c, "r_c"), as_vector(r_r, "r_r")
     if c.size != r.size:
         raise ValueError(f"expected arrays of equal length, got r_c has {c.size}, r_r has {r.size}")
     return _result(_pair_scores(c, r, _tie(tie, PAIR_TIES)), tie=tie)
@@ -139,7 +130,7 @@ def best_of_n_accuracy(chosen: Any, rejected: Any, tie: str = "wrong") -> dict[s
     Returns ``{"accuracy", "n", "tie", "chance", "per_item", "chance_per_item"}``: ``chance`` is
     the expected accuracy of a random scorer, ``1 / N`` per item (N = 1 + rejected count).
     """
-    c = _vector(chosen, "chosen")
+    c = as_vector(chosen, "chosen")
     flat, starts = _ragged(rejected, "rejected", c.size)
     tie = _tie(tie, BEST_OF_N_TIES)
     sizes = _sizes(starts, flat.size)
@@ -220,7 +211,7 @@ def ties_score(ids: Sequence[str], scores: Sequence[Any], num_correct: Sequence[
         kind, sep, prompt = str(row_id).partition(":")
         if not sep or kind not in ("ref", "tied") or not prompt:
             raise ValueError(f"ids[{i}]: expected 'ref:<prompt>' or 'tied:<prompt>', got {row_id!r}")
-        arr = _vector(row, f"scores[{i}]", finite=True)
+        arr = as_vector(row, f"scores[{i}]", finite=True)
         if isinstance(k, bool) or int(k) != k or not 0 <= k <= arr.size:
             raise ValueError(f"num_correct[{i}]: expected an integer in [0, {arr.size}], got {k!r}")
         good, bad = pooled.setdefault((kind, prompt), ([], []))
@@ -388,7 +379,7 @@ def length_baselines_pairs(len_c: Any, len_r: Any, tie: str = "wrong") -> dict[s
     ``chance`` earns 0.5 per item. Lengths in characters (:func:`char_lengths`) or tokens. A
     subset that a length rule solves measures length, not judgement.
     """
-    c, r = _vector(len_c, "len_c", finite=True), _vector(len_r, "len_r", finite=True)
+    c, r = as_vector(len_c, "len_c", finite=True), as_vector(len_r, "len_r", finite=True)
     longer = pair_accuracy(c, r, tie)
     shorter = pair_accuracy(-c, -r, tie)
     chance = _result(np.full(c.size, 0.5), tie=tie)
@@ -401,7 +392,7 @@ def length_baselines_best_of_n(len_chosen: Any, len_rejected: Any, tie: str = "w
     :func:`best_of_n_accuracy` with the lengths (or negated lengths) as rewards and the ``tie``
     policy; ``chance`` earns ``1 / N`` per item (a random pick).
     """
-    c = _vector(len_chosen, "len_chosen", finite=True)
+    c = as_vector(len_chosen, "len_chosen", finite=True)
     flat, starts = _ragged(len_rejected, "len_rejected", c.size, finite=True)
     rows = np.split(flat, starts[1:])
     longer = best_of_n_accuracy(c, rows, tie)

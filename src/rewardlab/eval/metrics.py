@@ -44,7 +44,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- validation
-def _vector(x: Any, name: str, *, finite: bool = False) -> np.ndarray:
+def as_vector(x: Any, name: str, *, finite: bool = False) -> np.ndarray:
     """``x`` as a non-empty 1-D float array; with ``finite``, NaN and infinities are refused."""
     arr = np.asarray(x, dtype=float)
     if arr.ndim != 1:
@@ -66,7 +66,7 @@ def _same_length(**arrays: np.ndarray | Sequence[Any]) -> None:
 
 def _pairs(r_c: Any, r_r: Any, *, finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(r_c, r_r)`` float vectors of equal length."""
-    c, r = _vector(r_c, "r_c", finite=finite), _vector(r_r, "r_r", finite=finite)
+    c, r = as_vector(r_c, "r_c", finite=finite), as_vector(r_r, "r_r", finite=finite)
     _same_length(r_c=c, r_r=r)
     return c, r
 
@@ -136,7 +136,7 @@ def quantile_bins(values: Any, n_bins: int = 4) -> np.ndarray:
     tie, so the result does not depend on input order; a bin emptied that way is dropped and
     the remaining bins are renumbered consecutively (fewer than ``n_bins`` bins can result).
     """
-    v = _vector(values, "values", finite=True)
+    v = as_vector(values, "values", finite=True)
     if int(n_bins) != n_bins or n_bins < 1:
         raise ValueError(f"n_bins: expected a positive integer, got {n_bins}")
     order = np.argsort(v, kind="stable")
@@ -160,7 +160,7 @@ def accuracy_by_quantile(
     :func:`quantile_bins` (ties share a bin).
     """
     ok = correct(r_c, r_r)
-    v = _vector(values, "values", finite=True)
+    v = as_vector(values, "values", finite=True)
     _same_length(pairs=ok, values=v)
     bins = quantile_bins(v, n_bins)
     out = []
@@ -182,7 +182,7 @@ def accuracy_by_quantile(
 # ----------------------------------------------------------------------------- summaries
 def reward_summary(r: Any) -> dict[str, float | int]:
     """``{"mean", "std", "min", "max", "n"}`` of rewards (population std, ddof=0)."""
-    x = _vector(r, "r", finite=True)
+    x = as_vector(r, "r", finite=True)
     return {
         "mean": float(x.mean()),
         "std": float(x.std()),
@@ -233,7 +233,7 @@ def length_bias(r_c: Any, r_r: Any, len_c: Any, len_r: Any) -> dict[str, Any]:
     Lengths are in any unit (characters, tokens) as long as both sides use the same one.
     """
     c, r = _pairs(r_c, r_r, finite=True)
-    lc, lr = _vector(len_c, "len_c", finite=True), _vector(len_r, "len_r", finite=True)
+    lc, lr = as_vector(len_c, "len_c", finite=True), as_vector(len_r, "len_r", finite=True)
     _same_length(r_c=c, len_c=lc, len_r=lr)
     ok = c > r
     shorter, longer = lc < lr, lc > lr
@@ -272,7 +272,7 @@ def reliability_curve(d: Any, temperature: float = 1.0, n_bins: int = 10) -> lis
     Returns the non-empty bins: ``{"bin", "lo", "hi", "confidence" (mean predicted
     probability), "accuracy" (fraction of outcome 1), "count" (predictions, two per pair)}``.
     """
-    x = _vector(d, "d", finite=True)
+    x = as_vector(d, "d", finite=True)
     if int(n_bins) != n_bins or n_bins < 1:
         raise ValueError(f"n_bins: expected a positive integer, got {n_bins}")
     p = special.expit(x / _positive(temperature, "temperature"))
@@ -321,7 +321,7 @@ def fit_temperature(d_val: Any) -> float:
     smallest at ``T → ∞``, i.e. the model ranks no better than chance) and at least one pair
     is misranked (else the NLL keeps falling as ``T → 0``). Both cases raise ``ValueError``.
     """
-    d = _vector(d_val, "d_val", finite=True)
+    d = as_vector(d_val, "d_val", finite=True)
     if d.mean() <= 0:
         raise ValueError(
             "fit_temperature: the mean margin is <= 0, so the NLL is minimised at T -> infinity "
@@ -349,7 +349,7 @@ def agreement_rate(d_a: Any, d_b: Any) -> float:
 
     Compares ``sign(d_a)`` and ``sign(d_b)``: a tie agrees only with a tie.
     """
-    a, b = _vector(d_a, "d_a"), _vector(d_b, "d_b")
+    a, b = as_vector(d_a, "d_a"), as_vector(d_b, "d_b")
     _same_length(d_a=a, d_b=b)
     return float((np.sign(a) == np.sign(b)).mean())
 
@@ -373,8 +373,8 @@ def best_of_n_gain(
     Returns ``{N: gain}``; the gain is ``None`` when no prompt has ``N`` candidates.
     Deterministic for a given ``seed`` (prompts are processed in order of first appearance).
     """
-    p = _vector(pred, "pred", finite=True)
-    g = _vector(golden, "golden", finite=True)
+    p = as_vector(pred, "pred", finite=True)
+    g = as_vector(golden, "golden", finite=True)
     _same_length(pred=p, golden=g)
     labels = _labels(prompt_ids, "prompt_ids", p.size)
     n_list = list(dict.fromkeys(int(n) for n in ns))
@@ -403,8 +403,8 @@ def per_prompt_spearman(pred: Any, golden: Any, prompt_ids: Iterable[Hashable]) 
     is constant counts as 0 (the model gives no ordering), so a collapsed model is not
     flattered by leaving such prompts out. Raises ``ValueError`` if no prompt qualifies.
     """
-    p = _vector(pred, "pred", finite=True)
-    g = _vector(golden, "golden", finite=True)
+    p = as_vector(pred, "pred", finite=True)
+    g = as_vector(golden, "golden", finite=True)
     _same_length(pred=p, golden=g)
     labels = _labels(prompt_ids, "prompt_ids", p.size)
     rhos = []
@@ -426,8 +426,8 @@ def golden_pairwise_accuracy(pred: Any, golden: Any, prompt_ids: Iterable[Hashab
     :func:`pairwise_accuracy`). All such pairs of all prompts count equally. Raises
     ``ValueError`` if there is no such pair.
     """
-    p = _vector(pred, "pred", finite=True)
-    g = _vector(golden, "golden", finite=True)
+    p = as_vector(pred, "pred", finite=True)
+    g = as_vector(golden, "golden", finite=True)
     _same_length(pred=p, golden=g)
     labels = _labels(prompt_ids, "prompt_ids", p.size)
     n_ok = n_all = 0

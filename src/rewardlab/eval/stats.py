@@ -139,22 +139,24 @@ def _resample_means(values: np.ndarray, codes: np.ndarray | None, n_boot: int,
     """
     if codes is None:
         n = values.size
-        step = max(1, _CHUNK // n)
-        blocks = []
-        for start in range(0, n_boot, step):
-            rows = min(step, n_boot - start)
-            blocks.append(values[rng.integers(0, n, size=(rows, n))].mean(axis=1))
-        return np.concatenate(blocks)
+        return np.concatenate([values[rng.integers(0, n, size=(rows, n))].mean(axis=1)
+                               for rows in _block_rows(n_boot, n)])
     sums = np.bincount(codes, weights=values)
     sizes = np.bincount(codes).astype(float)
     g = sums.size
-    step = max(1, _CHUNK // g)
     blocks = []
-    for start in range(0, n_boot, step):
-        rows = min(step, n_boot - start)
+    for rows in _block_rows(n_boot, g):
         draw = rng.integers(0, g, size=(rows, g))
         blocks.append(sums[draw].sum(axis=1) / sizes[draw].sum(axis=1))
     return np.concatenate(blocks)
+
+
+def _block_rows(n_boot: int, width: int):
+    """Row counts of the blocks of an ``(n_boot, width)`` resample matrix, at most ``_CHUNK``
+    elements each (memory stays bounded for large n)."""
+    step = max(1, _CHUNK // width)
+    for start in range(0, n_boot, step):
+        yield min(step, n_boot - start)
 
 
 def _resample_statistic(values: np.ndarray, codes: np.ndarray | None, n_boot: int,
@@ -167,10 +169,8 @@ def _resample_statistic(values: np.ndarray, codes: np.ndarray | None, n_boot: in
     """
     if codes is None:
         n = values.size
-        step = max(1, _CHUNK // n)
         blocks = []
-        for start in range(0, n_boot, step):
-            rows = min(step, n_boot - start)
+        for rows in _block_rows(n_boot, n):
             out = np.asarray(statistic(values[rng.integers(0, n, size=(rows, n))], axis=1), dtype=float)
             if out.shape != (rows,):
                 raise ValueError(
