@@ -52,13 +52,17 @@ def main() -> None:
     ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--max-pairs-per-subset", type=int, default=None,
+                    help="a deterministic subsample per subset (the same pairs for both models)")
     args = ap.parse_args()
     ev = evaluate([args.a, args.b], suite="shared", data_root=args.data_root, batch_size=args.batch_size,
-                  n_boot=args.n_boot, log=print)
+                  n_boot=args.n_boot, max_pairs_per_subset=args.max_pairs_per_subset, log=print)
     write_outputs(ev, args.out)
     res = ev.results
     lines = ["# Two models on the shared suite: intervals, length rules, paired comparison", "",
-             f"`python benchmarks/eval_truth.py --a {args.a} --b {args.b}`; {res['n_units']} units "
+             f"`python benchmarks/eval_truth.py --a {args.a} --b {args.b}"
+             + (f" --max-pairs-per-subset {args.max_pairs_per_subset}" if args.max_pairs_per_subset else "")
+             + f"`; {res['n_units']} units "
              f"({res['n_pairs']} pairs + GSM8K best-of-4 items), {res['statistics']['n_boot']} bootstrap resamples, "
              f"{res['run']['seconds']} s. Scores in %; a tie counts as wrong; lengths in characters. "
              "Length rule: `beats` = a length rule scores at least as much as the model; `matches` = the 95% "
