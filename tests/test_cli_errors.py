@@ -165,8 +165,12 @@ def test_score_prints_the_counts(tmp_path, reward_model, pairs):
     # bad rows: skipped only when asked, and counted
     with pairs.open("a") as f:
         f.write('{"prompt": "p", "chosen": 3, "rejected": "b"}\n')
-    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out), "pairs.jsonl:5")
-    res = run("score", "--model", reward_model, "--data", pairs, "--out", out, "--skip-bad-rows")
+    # (the earlier output stays unless --overwrite: issue 25)
+    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out), "already exists",
+                          "--overwrite")
+    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out, "--overwrite"),
+                          "pairs.jsonl:5")
+    res = run("score", "--model", reward_model, "--data", pairs, "--out", out, "--skip-bad-rows", "--overwrite")
     assert res.exit_code == 0, res.output
     assert "skipped 1 bad row(s) (--skip-bad-rows)" in " ".join(res.stdout.split())
     assert len(out.read_text().splitlines()) == 4
