@@ -23,7 +23,9 @@ def paths(tmp_path, minilm_reward_model) -> dict:
             {"prompt": "2 + 2?", "chosen": "4", "rejected": "5"}]
     (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "a_file").write_text("not a directory\n")
-    (root / "pool.parquet").write_text("an earlier pool\n")
+    from rewardlab.study.golden import build_pool
+
+    build_pool(str(root / "pairs.jsonl"), {"kind": "labels"}).write(root / "pool.parquet")  # an earlier pool
     study = {"output_dir": str(root / "study"), "pool": {"path": str(root / "pool.parquet")},
              "grid": {"embedding": ["minilm"], "seed": [0, 1]}}
     (root / "study.yaml").write_text(yaml.safe_dump(study))

@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli_runs import check_refused, invoke
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "configs" / "grpo_focal.yaml"
 SCORE = ["rubric", "score", "--rubric", "{rubric}", "--data", "{data}"]
 
 
 @pytest.fixture
-def paths(tmp_path) -> dict:
+def paths(tmp_path, minilm_reward_model) -> dict:
     root = tmp_path / "work"
     root.mkdir()
     (root / "rubric.yaml").write_text('criteria:\n  - name: tag\n    scorer: {type: rule, regex: "<answer>.+</answer>"}\n')
@@ -25,24 +25,27 @@ def paths(tmp_path) -> dict:
     (root / "robot.jsonl").write_text(json.dumps({"prompt": "q", "completion": [{"role": "robot", "content": 5}]}) + "\n")
     (root / "empty.jsonl").write_text(json.dumps({"prompt": "q", "completion": []}) + "\n")
     (root / "latin1.yaml").write_bytes(b"criteria:\n  - name: caf\xe9\n    scorer: {type: rule, json: true}\n")
-    fake_rm = root / "fake_rm"  # a directory with config.json: the scorer's path check passes, nothing loads it
-    fake_rm.mkdir()
-    (fake_rm / "config.json").write_text("{}")
-    for name, size in (("rm_batch_neg.yaml", -2), ("rm_batch_zero.yaml", 0)):
-        (root / name).write_text(f"criteria:\n  - name: helpful\n    scorer: {{type: reward_model, path: {fake_rm}, "
-                                 f"batch_size: {size}}}\n")
+    for name, size in (("rm_batch_neg.yaml", -2), ("rm_batch_zero.yaml", 0)):  # a real reward model, never loaded
+        (root / name).write_text(f"criteria:\n  - name: helpful\n    scorer: {{type: reward_model, "
+                                 f"path: {minilm_reward_model}, batch_size: {size}}}\n")
     done = root / "done"  # an earlier `rubric score` run
     done.mkdir()
     for name in ("scores.csv", "summary.json", "report.html"):
         (done / name).write_text("earlier results\n")
     (root / "a_file").write_text("not a directory\n")
     (root / "bad_recipe.yaml").write_text("output_dir: runs/x\nrubric: [configs/rubrics/short_answers.yaml\n")
+    # a recipe that would run (configs/grpo_focal.yaml with this directory's rubric and prompts)
+    (root / "prompts.jsonl").write_text("".join(json.dumps({"prompt": f"Say {w}."}) + "\n" for w in ("hi", "yes", "no")))
+    recipe = yaml.safe_load((REPO / "configs" / "grpo_focal.yaml").read_text())
+    recipe.update(output_dir=str(root / "grpo_run"), rubric=str(root / "rubric.yaml"),
+                  prompts={"train": str(root / "prompts.jsonl"), "eval_fraction": 0.3})
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     grpo_done = root / "grpo_done"
     (grpo_done / "model").mkdir(parents=True)
     (grpo_done / "model" / "config.json").write_text("{}")
     (grpo_done / "summary.json").write_text("{}")
     return {"root": root, "rubric": root / "rubric.yaml", "data": root / "data.jsonl", "dir": root,
-            "recipe": RECIPE, **{p.stem: p for p in root.iterdir()}}
+            **{p.stem: p for p in root.iterdir()}}
 
 
 CASES = [  # (case, the issue's class before the fix, argv, what the error line names)

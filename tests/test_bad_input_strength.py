@@ -18,7 +18,8 @@ STRENGTH = ["strength", "--data", "{pairs}", "--out", "{root}/s.jsonl"]
 def paths(tmp_path) -> dict:
     root = tmp_path / "work"
     root.mkdir()
-    rows = [{"prompt": f"question {i}", "chosen": "good", "rejected": "bad"} for i in range(12)]
+    # 24 prompts fill the default 5 folds: the only mistake in each case is the one under test
+    rows = [{"prompt": f"question {i}", "chosen": "good", "rejected": "bad"} for i in range(24)]
     (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "earlier.jsonl").write_text('{"earlier": "result"}\n')
     (root / "a_file").write_text("not a directory\n")
@@ -28,7 +29,7 @@ def paths(tmp_path) -> dict:
 
 CASES = [  # (case, the class before the fix, argv, what the error line names)
     ("folds-zero", "SILENT", STRENGTH + ["--folds", "0"], ["--folds", ">= 1", "0"]),
-    ("folds-1000", "UNCLEAR", STRENGTH + ["--folds", "1000"], ["--folds 1000", "12 distinct prompts", "at most"]),
+    ("folds-1000", "UNCLEAR", STRENGTH + ["--folds", "1000"], ["--folds 1000", "24 distinct prompts", "at most"]),
     ("folds-1000-sample", "UNCLEAR", ["strength", "--data", "{sample}", "--out", "{root}/s.jsonl", "--folds", "1000"],
      ["--folds 1000", "805 distinct prompts", "at most"]),
     ("val-fraction-1.5", "UNCLEAR", STRENGTH + ["--val-fraction", "1.5"], ["--val-fraction", "from 0 to 1", "1.5"]),
