@@ -180,6 +180,7 @@ def test_score_prints_the_counts(tmp_path, reward_model, pairs):
 def test_help_reads_as_words():
     assert plain_type_label("<list[str]>") == "TEXT ..." and plain_type_label("<int>") == "INTEGER"
     assert plain_type_label("<path>") == "PATH" and plain_type_label("<a|b>") == "a|b"
+    assert plain_type_label("<int range>") == "INTEGER" and plain_type_label("<float range>") == "FLOAT"
     assert unwrap_paragraphs("One line\n    goes on.\n\n    Next\n    paragraph.") == "One line goes on.\n\nNext paragraph."
     wide = {"COLUMNS": "250"}
     top = CliRunner().invoke(app, ["--help"], env=wide).stdout
@@ -188,6 +189,7 @@ def test_help_reads_as_words():
     for command in ("train", "score", "eval", "embed", "golden", "strength", "denoise", "study", "demo"):
         page = CliRunner().invoke(app, [command, "--help"], env=wide).stdout
         assert "<bool>" not in page and "<list[str]>" not in page and "<path>" not in page, command
+        assert "int range" not in page and "float range" not in page, command  # declared ranges read as words too
         assert "models/inputs.py" not in page
     train_page = " ".join(CliRunner().invoke(app, ["train", "--help"], env=wide).stdout.split())
     assert "output_dir (OUT" in train_page

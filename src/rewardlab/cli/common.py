@@ -251,8 +251,11 @@ _WORDS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", 
 
 
 def plain_type_label(label: str) -> str:
-    """``<list[str]>`` -> ``TEXT ...``, ``<int>`` -> ``INTEGER``, ``<a|b>`` -> ``a|b`` (pure)."""
+    """``<list[str]>`` -> ``TEXT ...``, ``<int>`` -> ``INTEGER``, ``<a|b>`` -> ``a|b``, a declared
+    range ``<int range>`` -> ``INTEGER`` (Typer shows the bounds beside it: ``[x>=1]``) (pure)."""
     inner = label[1:-1] if label.startswith("<") and label.endswith(">") else label
+    if inner.endswith(" range") and inner[:-6] in _WORDS:
+        inner = inner[:-6]
     repeat = inner.startswith("list[") and inner.endswith("]")
     if repeat:
         inner = inner[5:-1]
