@@ -52,3 +52,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def minilm_reward_model(tmp_path_factory) -> Path:
+    """An untrained MiniLM reward model (max length 24), saved as OUT/model: a valid --model for
+    commands whose other input is bad (nothing here trains)."""
+    from rewardlab.models.reward_model import RewardModel
+
+    rm = RewardModel.from_backbone("minilm", max_length=24)
+    return rm.save_pretrained(tmp_path_factory.mktemp("minilm_rm") / "run" / "model")
+
+
+@pytest.fixture
+def locked_dir(tmp_path) -> Path:
+    """A directory nothing can be written in (immutable, or read-only for a user that is not
+    root); skipped where this machine cannot make one."""
+    from cli_runs import read_only_dir, writable_again
+
+    path = read_only_dir(tmp_path / "locked")
+    if path is None:
+        pytest.skip("cannot make a read-only directory here (root without chattr)")
+    yield path
+    writable_again(path)

@@ -165,8 +165,12 @@ def test_score_prints_the_counts(tmp_path, reward_model, pairs):
     # bad rows: skipped only when asked, and counted
     with pairs.open("a") as f:
         f.write('{"prompt": "p", "chosen": 3, "rejected": "b"}\n')
-    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out), "pairs.jsonl:5")
-    res = run("score", "--model", reward_model, "--data", pairs, "--out", out, "--skip-bad-rows")
+    # (the earlier output stays unless --overwrite: issue 25)
+    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out), "already exists",
+                          "--overwrite")
+    assert_one_line_error(run("score", "--model", reward_model, "--data", pairs, "--out", out, "--overwrite"),
+                          "pairs.jsonl:5")
+    res = run("score", "--model", reward_model, "--data", pairs, "--out", out, "--skip-bad-rows", "--overwrite")
     assert res.exit_code == 0, res.output
     assert "skipped 1 bad row(s) (--skip-bad-rows)" in " ".join(res.stdout.split())
     assert len(out.read_text().splitlines()) == 4
@@ -176,6 +180,7 @@ def test_score_prints_the_counts(tmp_path, reward_model, pairs):
 def test_help_reads_as_words():
     assert plain_type_label("<list[str]>") == "TEXT ..." and plain_type_label("<int>") == "INTEGER"
     assert plain_type_label("<path>") == "PATH" and plain_type_label("<a|b>") == "a|b"
+    assert plain_type_label("<int range>") == "INTEGER" and plain_type_label("<float range>") == "FLOAT"
     assert unwrap_paragraphs("One line\n    goes on.\n\n    Next\n    paragraph.") == "One line goes on.\n\nNext paragraph."
     wide = {"COLUMNS": "250"}
     top = CliRunner().invoke(app, ["--help"], env=wide).stdout
@@ -184,6 +189,7 @@ def test_help_reads_as_words():
     for command in ("train", "score", "eval", "embed", "golden", "strength", "denoise", "study", "demo"):
         page = CliRunner().invoke(app, [command, "--help"], env=wide).stdout
         assert "<bool>" not in page and "<list[str]>" not in page and "<path>" not in page, command
+        assert "int range" not in page and "float range" not in page, command  # declared ranges read as words too
         assert "models/inputs.py" not in page
     train_page = " ".join(CliRunner().invoke(app, ["train", "--help"], env=wide).stdout.split())
     assert "output_dir (OUT" in train_page

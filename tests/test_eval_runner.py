@@ -145,7 +145,7 @@ def test_suite_scores_equal_hand_recomputation(suite_run, models, toy, tmp_path)
         rewards = {}
         for stem in ("chat", "code", "prior"):
             scored = tmp_path / f"{stem}.jsonl"
-            result = _cli("score", "--model", model, "--data", toy / f"{stem}.jsonl", "--out", scored)
+            result = _cli("score", "--model", model, "--data", toy / f"{stem}.jsonl", "--out", scored, "--overwrite")
             assert result.exit_code == 0, result.output
             rewards[stem] = [json.loads(line) for line in scored.read_text().splitlines()]
 

@@ -300,7 +300,8 @@ def test_cli_rubric_score_writes_table_and_report(tmp_path):
     assert "tag" in (out / "report.html").read_text()
     # bad data: a clear error naming file, line and field, exit 2, no traceback
     data.write_text('{"prompt": "q", "completion": "a"}\n{"prompt": "q"}\n')
-    res = CliRunner().invoke(app, ["rubric", "score", "--rubric", str(rubric), "--data", str(data), "--out", str(out)])
+    res = CliRunner().invoke(app, ["rubric", "score", "--rubric", str(rubric), "--data", str(data), "--out", str(out),
+                                   "--overwrite"])  # out holds the run above: replacing it needs --overwrite
     assert res.exit_code == 2 and "d.jsonl:2" in res.output and "completion" in res.output
     assert "Traceback" not in res.output
 

@@ -17,7 +17,9 @@ from rewardlab.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # Every number of a run config is finite: `lr: .nan` or `--set train.epochs=.inf` is an error
+    # naming the field, like any value out of its declared range.
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -57,7 +59,7 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, le=1)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float | None = 1.0
+    max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "bf16"] = "no"
     seed: int = 42
     eval_every: int = Field(100, gt=0)
@@ -165,6 +167,17 @@ def _set_path(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def yaml_error_text(err: yaml.YAMLError, *, with_line: bool = True) -> str:
+    """A YAML error on one line: where (line, column) and what is wrong (pure)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or (str(err).splitlines() or [type(err).__name__])[0]
+    context = getattr(err, "context", None)
+    where = ""
+    if mark is not None:
+        where = (f"line {mark.line + 1}, column {mark.column + 1}: " if with_line else f"column {mark.column + 1}: ")
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` strings; values are parsed as YAML (``1e-5``, ``true``, ``[a, b]``)."""
     tree = copy.deepcopy(tree)
@@ -172,17 +185,27 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        _set_path(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({yaml_error_text(e, with_line=False)}); "
+                              "quote it to pass text") from None
+        _set_path(tree, key.strip(), value)
     return tree
 
 
 def format_validation(err: ValidationError, source: str, what: str = "configuration") -> str:
-    """A pydantic error as readable lines: the source, then one line per field path."""
-    lines = [f"{source}: invalid {what}"]
+    """A pydantic error on one line: the source, then each field path, what it expects and the
+    value given (``c.yaml: invalid configuration: train.max_steps: Input should be greater than 0,
+    got -5``)."""
+    parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
+        loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        text = f"{loc}: {e['msg']}"
+        if e["type"] not in ("missing", "extra_forbidden") and "input" in e and not isinstance(e["input"], (dict, list)):
+            text += f", got {e['input']!r}"
+        parts.append(text)
+    return f"{source}: invalid {what}: " + "; ".join(parts)
 
 
 def parse_config(tree: dict, source: str = "<config>") -> RunConfig:
@@ -192,15 +215,36 @@ def parse_config(tree: dict, source: str = "<config>") -> RunConfig:
         raise ConfigError(format_validation(e, source)) from None
 
 
+def read_text_file(path: str | Path, what: str = "config", error: type[Exception] = ConfigError) -> str:
+    """A UTF-8 text file an option or a field names; errors (``error``) say which file and what is
+    wrong with it: missing, a directory, or not UTF-8 (the line and column of the first bad byte)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a directory; expected a {what} file")
+    if not path.is_file():
+        raise error(f"{what} file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {column}); "
+                    f"save the {what} file as UTF-8") from None
+
+
+def read_yaml_file(path: str | Path, what: str = "config", error: type[Exception] = ConfigError) -> Any:
+    """A YAML file, read with :func:`read_text_file`; invalid YAML is one line naming its place."""
+    text = read_text_file(path, what, error)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {yaml_error_text(e)}") from None
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
     """A YAML file whose top level is a mapping, with errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} file not found: {path}")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    tree = read_yaml_file(path, what) or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return tree

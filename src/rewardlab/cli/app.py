@@ -13,11 +13,12 @@ import os
 import sys
 
 from rewardlab.cli import critic, embed_study, evaluate, rubric, serve, strength, train
-from rewardlab.cli.common import App, plain_help_types
+from rewardlab.cli.common import App, one_line_usage_errors, plain_help_types
 
 app = App(help="Train, diagnose and evaluate reward models.", no_args_is_help=True,
           pretty_exceptions_enable=False, add_completion=False)
 plain_help_types()
+one_line_usage_errors()
 
 
 def _quiet_libraries() -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli.common import console
+from rewardlab.cli.common import OverwriteOpt, console, output_dir, output_file, writable_dir
 from rewardlab.cli.common import fail as _fail
 from rewardlab.errors import RewardlabError
 
@@ -22,6 +22,7 @@ CritiqueCacheOpt = Annotated[Optional[Path], typer.Option(
     help="Critic-RM: cache directory of the written critiques (a rerun resumes from it).")]
 
 
+EVAL_RESULTS = ("results.json", "report.html", "scores.csv")  # what an earlier `eval` left in --out
 _FORMAT_HELP = "Data format: auto, explicit, implicit, conversational or hh (as data.format in a run config)."
 _KEY_HELP = "Input column holding the {} (as data.{}_key in a run config)."
 
@@ -35,8 +36,8 @@ def score(
     model: Annotated[str, typer.Option(help="A trained reward model: a directory saved by rewardlab (OUT/model) "
                                             "or transformers, or a Hub name (online).")],
     data: Annotated[str, typer.Option(help="Data spec: file, directory or hf:NAME[:CONFIG]\\[@SPLIT].")],
-    out: Annotated[Path, typer.Option(help="Output file (.jsonl, .csv or .parquet).")],
-    batch_size: Annotated[int, typer.Option(help="Scoring batch size.")] = 16,
+    out: Annotated[Path, typer.Option(help="Output file (.jsonl, .json, .csv or .parquet).")],
+    batch_size: Annotated[int, typer.Option(help="Scoring batch size.", min=1)] = 16,
     format: Annotated[str, typer.Option(help=_FORMAT_HELP)] = "auto",
     prompt_key: Annotated[str, typer.Option(help=_KEY_HELP.format("prompt", "prompt"))] = "prompt",
     chosen_key: Annotated[str, typer.Option(help=_KEY_HELP.format("chosen response", "chosen"))] = "chosen",
@@ -45,13 +46,18 @@ def score(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques)."""
     from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
+    from rewardlab.data.table import WRITE_SUFFIXES
     from rewardlab.eval.runner import input_notes
 
     try:
+        output_file(out, "--out", suffixes=WRITE_SUFFIXES, overwrite=overwrite)  # before the work
+        if critique_cache is not None:
+            writable_dir(critique_cache, "--critique-cache")
         # checked and loaded before the data is read (a Critic-RM also gets its critique settings)
         rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache)
         table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows))
@@ -86,7 +92,7 @@ def eval_(
         help="Data spec instead of a suite (file, directory, hf:NAME[:CONFIG]\\[@SPLIT]); repeatable.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output directory: results.json, report.html, scores.csv "
                                                      "(default runs/eval/MODEL_DATA).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Scoring batch size.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Scoring batch size.", min=1)] = 16,
     data_root: Annotated[Optional[Path], typer.Option(
         help="Where a suite's relative data paths resolve (default ../shared/data).")] = None,
     calibration_data: Annotated[Optional[str], typer.Option(
@@ -105,6 +111,7 @@ def eval_(
     critique_cache: CritiqueCacheOpt = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals and paired comparisons.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples.")] = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Score models on a suite or data: scores with 95% intervals, length rules beside every subset,
     paired comparisons of models, diagnostics, results.json and report.html."""
@@ -122,15 +129,21 @@ def eval_(
     options = _data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows)
     if suite is not None and options != _data_options("auto", "prompt", "chosen", "rejected", False):
         _fail(typer.BadParameter("--format, --*-key and --skip-bad-rows apply to --data; a suite maps its own columns"))
+    out = out if out is not None else default_out_dir(model, suite, data or [])
     try:
+        if out.suffix.lower() in (".json", ".html"):
+            raise typer.BadParameter(f"--out {out}: expected a directory (results.json and report.html go inside)")
+        output_dir(out, "--out", results=EVAL_RESULTS, overwrite=overwrite, holds="results.json, report.html, scores.csv")
+        if critique_cache is not None:
+            writable_dir(critique_cache, "--critique-cache")
         ev = evaluate(model, suite=suite, data=data or [], data_root=data_root, batch_size=batch_size,
                       calibration_data=calibration_data, max_pairs_per_subset=max_pairs_per_subset,
                       data_options=options if data else None,
                       progress=sys.stderr.isatty(), log=lambda m: console.print(f"[dim]{m}[/]", highlight=False),
                       critiques=critiques, critique_seed=critique_seed, critique_cache=critique_cache,
                       n_boot=n_boot, seed=seed)
-        paths = write_outputs(ev, out if out is not None else default_out_dir(model, suite, data or []))
-    except RewardlabError as e:
+        paths = write_outputs(ev, out)
+    except (RewardlabError, typer.BadParameter) as e:
         _fail(e)
     print_eval(ev.results)
     console.print(f"results: {paths['results']}\nreport:  {paths['report']}\nscores:  {paths['scores']}")

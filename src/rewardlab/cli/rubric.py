@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rewardlab.cli.common import App, console
+from rewardlab.cli.common import App, OverwriteOpt, console, output_dir
 from rewardlab.cli.common import fail as _fail
 from rewardlab.cli.common import log as _log
 from rewardlab.errors import RewardlabError
@@ -25,12 +25,14 @@ def score(
     out: Annotated[Path, typer.Option(help="Output directory: scores.csv, summary.json, report.html.")] = Path("runs/rubric_score"),
     prompt_key: Annotated[str, typer.Option(help="Column of the prompt.")] = "prompt",
     completion_key: Annotated[str, typer.Option(help="Column of the completion.")] = "completion",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Score completions with every criterion of a rubric: a per-item table, per-criterion
     statistics (mean, saturation, invalid and unparsed counts) and an HTML report."""
-    from rewardlab.rubric.report import score_file
+    from rewardlab.rubric.report import RESULTS, score_file
 
     try:
+        output_dir(out, "--out", results=RESULTS, overwrite=overwrite, holds=", ".join(RESULTS))
         summary = score_file(rubric, data, out, progress=True, prompt_key=prompt_key, completion_key=completion_key)
     except RewardlabError as e:
         _fail(e)
@@ -46,13 +48,17 @@ def score(
 def grpo(
     recipe: Annotated[Path, typer.Argument(help="GRPO recipe YAML (e.g. configs/grpo_focal.yaml).")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: key.sub=value (e.g. aggregator.name=gdpo).")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """GRPO with TRL's GRPOTrainer and a rubric reward (weighted_sum, min, gdpo or focal), then the
-    trained policy's held-out rubric scores; writes OUT/summary.json and OUT/model/."""
-    from rewardlab.rubric.grpo import load_recipe, run_grpo
+    trained policy's held-out rubric scores; writes OUT/summary.json and OUT/model/ (an OUT holding
+    an earlier run's results needs --overwrite)."""
+    from rewardlab.rubric.grpo import RESULTS, load_recipe, run_grpo
 
     try:
-        summary = run_grpo(load_recipe(recipe, set_ or []), log=_log)
+        parsed = load_recipe(recipe, set_ or [])
+        output_dir(parsed.output_dir, "output_dir", results=RESULTS, overwrite=overwrite)
+        summary = run_grpo(parsed, log=_log)
     except RewardlabError as e:
         _fail(e)
     for key in ("eval_before", "eval_after"):

@@ -25,21 +25,24 @@ def _say(message: str) -> None:
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model directory saved by rewardlab (OUT/model).")],
     host: Annotated[str, typer.Option(help="Address to listen on (loopback unless told otherwise).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 takes a free one (printed at start).")] = 5000,
-    max_batch: Annotated[int, typer.Option(help="Most items per scoring call (micro-batch).")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="Longest a request waits for others to join its micro-batch.")] = 5.0,
+    port: Annotated[int, typer.Option(help="Port, 1 to 65535; 0 takes a free one (printed at start).", min=0,
+                                      max=65535)] = 5000,
+    max_batch: Annotated[int, typer.Option(help="Most items per scoring call (micro-batch).", min=1)] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest a request waits for others to join its micro-batch.",
+                                               min=0)] = 5.0,
     max_padding: Annotated[float, typer.Option(
         help="Most padding per forward pass (share of its tokens): a micro-batch is cut into passes of "
-             "similar lengths; 1 = one padded pass per micro-batch (GPUs).")] = 0.2,
+             "similar lengths; 1 = one padded pass per micro-batch (GPUs).", min=0, max=1)] = 0.2,
     api_key_env: Annotated[Optional[str], typer.Option(
         help="Name of an environment variable holding the API key; requests then need "
              "'Authorization: Bearer KEY' (all but /health).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch threads for scoring (default: torch's own).")] = None,
-    max_items: Annotated[int, typer.Option(help="Most items in one request.")] = 256,
-    max_chars: Annotated[int, typer.Option(help="Longest text (characters) in a request.")] = 100_000,
-    max_body_mb: Annotated[float, typer.Option(help="Largest request body, MiB.")] = 8.0,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads for scoring (default: torch's own).", min=1)] = None,
+    max_items: Annotated[int, typer.Option(help="Most items in one request.", min=1)] = 256,
+    max_chars: Annotated[int, typer.Option(help="Longest text (characters) in a request.", min=1)] = 100_000,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, MiB (> 0).", min=0)] = 8.0,
     model_name: Annotated[Optional[str], typer.Option(help="Name the server reports (default: MODEL_DIR as given).")] = None,
-    drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish.")] = 30.0,
+    drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish (>= 0).",
+                                                 min=0)] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve a reward model over HTTP for RL loops (OpenRLHF, verl, TRL).
@@ -49,17 +52,9 @@ def serve(
     Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits."""
     from rewardlab.serve.protocol import Limits
 
-    try:
-        if max_batch < 1:
-            raise ConfigError(f"--max-batch must be at least 1, got {max_batch}")
-        if max_wait_ms < 0:
-            raise ConfigError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
-        if not 0 <= max_padding <= 1:
-            raise ConfigError(f"--max-padding must be within [0, 1], got {max_padding}")
-        if threads is not None and threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}")
-        if min(max_items, max_chars) < 1 or max_body_mb <= 0:
-            raise ConfigError("--max-items, --max-chars and --max-body-mb must be positive")
+    try:  # the ranges are declared with the options above (Typer checks them before this runs)
+        if max_body_mb * 2**20 < 1:
+            raise ConfigError(f"--max-body-mb: expected a size > 0, got {max_body_mb}")
         api_key = None
         if api_key_env is not None:
             api_key = os.environ.get(api_key_env, "")

@@ -9,25 +9,37 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli.common import console
+from rewardlab.cli.common import OverwriteOpt, console, output_dir, remove_results
 from rewardlab.cli.common import fail as _fail
 from rewardlab.errors import RewardlabError
+
+# What a training run leaves in output_dir: another run there without --resume or --overwrite is refused.
+RUN_RESULTS = ("summary.json", "model/", "adapter/", "metrics.jsonl", "checkpoints/")
 
 
 def train(
     config: Annotated[Path, typer.Argument(help="YAML run configuration (see configs/).")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: key.sub=value (YAML value).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in output_dir.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train a reward model as CONFIG says.
 
     Writes into the config's output_dir (OUT, default runs/default): OUT/model/ (the exported
-    reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/."""
+    reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/. An OUT holding an
+    earlier run's results needs --resume (continue it) or --overwrite (replace it)."""
+    import os
+
     from rewardlab.config import load_config
+    from rewardlab.train.checkpoint import latest
     from rewardlab.train.loop import train as run
 
     try:
         cfg = load_config(config, set_ or [])
+        out = output_dir(cfg.output_dir, "output_dir", results=RUN_RESULTS, overwrite=overwrite, resume=resume,
+                         resumable=latest(Path(cfg.output_dir) / "checkpoints") is not None)
+        if overwrite and os.environ.get("RANK", "0") == "0":  # once under `accelerate launch`
+            remove_results(out, RUN_RESULTS)
         summary = run(cfg, resume=resume)
     except RewardlabError as e:
         _fail(e)

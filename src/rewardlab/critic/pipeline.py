@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,18 +58,21 @@ class CritiqueConfig:
             raise ConfigError(f"on_empty must be error, skip or keep, got {self.on_empty!r}")
         if self.n < 1 or self.max_chars < 100:
             raise ConfigError(f"need n >= 1 and max_chars >= 100, got n={self.n}, max_chars={self.max_chars}")
+        if min(self.max_new_tokens, self.refine_max_new_tokens, self.followup_max_new_tokens) < 1:
+            raise ConfigError("max_new_tokens, refine_max_new_tokens and followup_max_new_tokens must be >= 1")
+        for name in ("temperature", "refine_temperature", "top_p"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 def load_template(path: str | Path) -> str:
     """A critique template file (UTF-8, with ``{prompt}`` and ``{response}``)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"template file not found: {path}") from e
-    except UnicodeDecodeError as e:
-        raise DataError(str(e), file=str(path), expected="UTF-8 text") from e
-    return check_template(text, origin=str(path))
+    from rewardlab.config import read_text_file
+
+    return check_template(read_text_file(path, "critique template"), origin=str(path))
 
 
 def clip(text: str, max_chars: int, keep: str) -> tuple[str, bool]:

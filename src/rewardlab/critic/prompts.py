@@ -38,7 +38,11 @@ def check_template(template: str, origin: str = "critique template") -> str:
     """A critique template must hold ``{prompt}`` and ``{response}`` (and no other field)."""
     import string
 
-    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as e:  # a stray brace: "Single '{' encountered in format string"
+        raise ConfigError(f"{origin}: not a valid template ({e}); write {{{{ and }}}} for literal braces, "
+                          "{prompt} and {response} for the fields") from None
     missing = [f for f in ("prompt", "response") if f not in fields]
     if missing:
         raise ConfigError(f"{origin}: the template has no {' and no '.join('{' + f + '}' for f in missing)} "

@@ -69,8 +69,9 @@ def to_messages(prompt: str | list[dict], response: str) -> list[dict]:
 
 
 def type_name(value: object) -> str:
-    """A short name of ``value``'s type for error messages (``null`` for None)."""
-    return "null" if value is None else type(value).__name__
+    """A short name of ``value``'s type for error messages (``null`` for None; a type may name
+    itself with a ``display_name``)."""
+    return "null" if value is None else getattr(type(value), "display_name", type(value).__name__)
 
 
 def validate_messages(value: object, field: str) -> list[dict]:

@@ -368,13 +368,54 @@ def _saved_dataset_unit(path: Path, split: str | None) -> Unit:
     return Unit(label, False, enumerate(loaded), path.name)
 
 
+class HubUnreachable(DataError):
+    """An ``hf:`` spec whose data needs the Hugging Face Hub, which cannot be reached: ``file`` is
+    the spec, ``reason`` what the connection said, ``HINT`` what to do."""
+
+    HINT = "connect, or load the data once online and set HF_HUB_OFFLINE=1 to use the local datasets cache"
+
+    def __init__(self, label: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"this data needs the Hugging Face Hub, which cannot be reached ({reason}); {self.HINT}",
+                         file=label)
+
+
+HUB_TIMEOUT_S = 10.0
+
+
+def _hub_reachable(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> tuple[bool, str]:
+    """(whether the Hub answered, why not): one request, no retries (``datasets`` alone retries
+    for half a minute before its ConnectionError)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().dataset_info(repo_id, timeout=timeout)
+    except HfHubHTTPError:  # the Hub answered (not found, gated, ...): load_dataset says what
+        return True, ""
+    except Exception as err:  # connection refused, DNS failure, timeout, proxy: the network is the problem
+        return False, f"{type(err).__name__}: {err}".splitlines()[0]
+    return True, ""
+
+
 def _hub_unit(spec: Spec) -> Unit:
-    """A unit for ``hf:NAME[:CONFIG][@SPLIT]`` via ``datasets.load_dataset``."""
+    """A unit for ``hf:NAME[:CONFIG][@SPLIT]`` via ``datasets.load_dataset``; a Hub that cannot be
+    reached is a :class:`HubUnreachable` at once (offline flags set: after the cache was tried)."""
     import datasets
 
     split = spec.split or "train"
-    dataset = datasets.load_dataset(spec.target, spec.config, split=split)
     label = f"hf:{spec.target}" + (f":{spec.config}" if spec.config else "") + f"@{split}"
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    if not offline:
+        reached, why = _hub_reachable(spec.target)
+        if not reached:
+            raise HubUnreachable(label, why)
+    try:
+        dataset = datasets.load_dataset(spec.target, spec.config, split=split)
+    except ConnectionError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise HubUnreachable(label, first) from None
     return Unit(label, False, enumerate(dataset), spec.target)
 
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from rewardlab.data import load_preferences
 from rewardlab.data.items import is_item_spec, read_items, unique_inputs
+from rewardlab.data.readers import HubUnreachable
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import assess, metrics, stats
 from rewardlab.eval import items as item_metrics
@@ -258,32 +259,41 @@ def _prepare_suite(suite, limit: int | None, log: Log) -> tuple[list[_Part], dic
     names = unique_names(suite.data_specs(), base=dataset_name)
     for spec, name in zip(suite.data_specs(), names):
         log(f"loading {name}")
-        subsets = suite.subsets_for(spec)
-        item_kinds = {s.kind for s in subsets if s.kind != "pairs"}
-        if item_kinds:
-            if len(item_kinds) < len({s.kind for s in subsets}):
-                raise ConfigError(f"suite {suite.name}: {spec} is read as pairs by some subsets and as items by others")
-            layouts = {s.layout for s in subsets}
-            part, info, subs = _prepare_items(spec, name, subsets, limit, layout=layouts.pop() if len(layouts) == 1 else "auto")
-            parts.append(part)
-            data_info[name] = info
-            sub_info.update(subs)
-            continue
-        table = _load(spec, suite.keep_columns(spec))
-        selected, unselected = rows_by_subset(table.columns, subsets)
-        rows, sets, cats = [], [], []
-        for sub in subsets:
-            chosen = _subsample(table, selected[sub.name], limit)
-            sub_info[sub.name] = {"available": len(selected[sub.name]), "used": len(chosen)}
-            rows += chosen
-            sets += [sub.name] * len(chosen)
-            cats += [sub.section] * len(chosen)
-        order = sorted(range(len(rows)), key=rows.__getitem__)  # file order
-        rows, sets, cats = [rows[k] for k in order], [sets[k] for k in order], [cats[k] for k in order]
-        data_info[name] = {"spec": spec, "n_loaded": len(table), "n_evaluated": len(rows),
-                           "unselected": _unselected_info(table, unselected), "load": _load_report(table)}
-        parts.append(_Part(spec, name, table.select(rows), sets, cats))
+        try:
+            part, info = _prepare_suite_spec(suite, spec, name, limit, sub_info)
+        except HubUnreachable as e:  # rewardbench offline: say so at once, not a ConnectionError
+            raise ConfigError(f"suite {suite.name} needs the Hugging Face Hub ({e.file}), which cannot be reached "
+                              f"({e.reason}); {e.HINT}") from None
+        parts.append(part)
+        data_info[name] = info
     return parts, data_info, sub_info
+
+
+def _prepare_suite_spec(suite, spec: str, name: str, limit: int | None, sub_info: dict) -> tuple[_Part, dict]:
+    """One data spec of a suite: its part and data info; its subsets' counts go into ``sub_info``."""
+    subsets = suite.subsets_for(spec)
+    item_kinds = {s.kind for s in subsets if s.kind != "pairs"}
+    if item_kinds:
+        if len(item_kinds) < len({s.kind for s in subsets}):
+            raise ConfigError(f"suite {suite.name}: {spec} is read as pairs by some subsets and as items by others")
+        layouts = {s.layout for s in subsets}
+        part, info, subs = _prepare_items(spec, name, subsets, limit, layout=layouts.pop() if len(layouts) == 1 else "auto")
+        sub_info.update(subs)
+        return part, info
+    table = _load(spec, suite.keep_columns(spec))
+    selected, unselected = rows_by_subset(table.columns, subsets)
+    rows, sets, cats = [], [], []
+    for sub in subsets:
+        chosen = _subsample(table, selected[sub.name], limit)
+        sub_info[sub.name] = {"available": len(selected[sub.name]), "used": len(chosen)}
+        rows += chosen
+        sets += [sub.name] * len(chosen)
+        cats += [sub.section] * len(chosen)
+    order = sorted(range(len(rows)), key=rows.__getitem__)  # file order
+    rows, sets, cats = [rows[k] for k in order], [sets[k] for k in order], [cats[k] for k in order]
+    info = {"spec": spec, "n_loaded": len(table), "n_evaluated": len(rows),
+            "unselected": _unselected_info(table, unselected), "load": _load_report(table)}
+    return _Part(spec, name, table.select(rows), sets, cats), info
 
 
 def _prepare_data(specs: Sequence[str], limit: int | None, log: Log,

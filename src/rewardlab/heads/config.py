@@ -4,7 +4,7 @@ seeds and the validation split of the training pairs: what every head trainer sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from rewardlab.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class GBDTConfig(_Strict):
@@ -39,7 +39,7 @@ class HeadConfig(_Strict):
 
     kind: Literal["linear", "mlp", "gbdt"] = "mlp"
     members: int = Field(1, ge=1)
-    widths: list[int] = [1024, 512]
+    widths: list[Annotated[int, Field(ge=1)]] = [1024, 512]  # hidden layers (each at least 1 unit)
     aggregate: Literal["mean", "min"] = "mean"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)

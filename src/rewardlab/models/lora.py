@@ -136,6 +136,49 @@ def _check_modules_to_save(hf_model, modules_to_save: list[str], pooling: str) -
             f"{default_modules_to_save(hf_model, pooling)})")
 
 
+def _widths(module: nn.Module) -> tuple[int, int]:
+    """(in, out) features of a linear-like layer (GPT-2's Conv1D stores its weight transposed)."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    rows, cols = module.weight.shape
+    return rows, cols
+
+
+def _check_rank(hf_model, targets: list[str], r: int) -> None:
+    """The rank of B·A is at most min(in, out) of the layer it adapts: a larger ``lora.r`` only
+    allocates (r = 10^12 asked peft for petabytes). Checked before peft builds anything."""
+    layers = [(n, _widths(m)) for n, m in hf_model.named_modules()
+              if _linear_like(m) and any(_matches(n, t) for t in targets)]
+    if not layers:
+        return
+    name, (n_in, n_out) = min(layers, key=lambda item: min(item[1]))
+    if r > min(n_in, n_out):
+        raise ConfigError(f"lora.r={r} exceeds the width of the layers it adapts: the narrowest, {name}, maps "
+                          f"{n_in} to {n_out} features, so r can be at most {min(n_in, n_out)}")
+
+
+def check_rank(name_or_path: str, cfg, pooling: str = "auto") -> None:
+    """``lora.r`` against the widths of the layers it would adapt, before any work: the backbone is
+    built on the meta device (its config only: no weights read, no memory). The same check runs
+    again on the real model in :func:`peft_config`; a backbone whose skeleton cannot be built this
+    way (custom code) is left to that one."""
+    from rewardlab.models.locate import resolve
+
+    path = resolve(name_or_path, option="model.name_or_path")
+    try:
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        config = AutoConfig.from_pretrained(path, num_labels=1)
+        with torch.device("meta"):
+            skeleton = AutoModelForSequenceClassification.from_config(config)
+    except Exception as e:  # noqa: BLE001 - the check on the real model still runs
+        log.debug("lora.r not checked early (%s: %s)", type(e).__name__, e)
+        return
+    to_save = default_modules_to_save(skeleton, pooling) if cfg.modules_to_save == "auto" else list(cfg.modules_to_save)
+    targets = default_target_modules(skeleton, to_save) if cfg.target_modules == "auto" else list(cfg.target_modules)
+    _check_rank(skeleton, targets, cfg.r)
+
+
 # ---------------------------------------------------------------------- wrapping
 def peft_config(model, cfg):
     """The ``peft.LoraConfig`` for a RewardModel and a ``lora:`` section (names resolved, checked)."""
@@ -153,6 +196,7 @@ def peft_config(model, cfg):
     clash = [t for t in targets if any(_matches(n, t) and _inside(n, to_save) for n in modules)]
     if clash:
         raise ConfigError(f"lora.target_modules: {clash} are in lora.modules_to_save (trained in full already)")
+    _check_rank(hf, targets, cfg.r)
     return peft.LoraConfig(task_type="SEQ_CLS", r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                            target_modules=targets, modules_to_save=to_save)
 

@@ -36,8 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rewardlab.errors import ConfigError, DataError
 
 
+RESULTS = ("summary.json", "model/")  # what a finished run leaves in output_dir
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class PromptsConfig(_Strict):
@@ -62,6 +65,28 @@ class EvalConfig(_Strict):
     batch_size: int = Field(8, gt=0)
 
 
+class GrpoRanges(BaseModel):
+    """The ranges of the ``trl.GRPOConfig`` fields a recipe's ``grpo:`` section sets most, checked
+    when the recipe is read (TRL itself reads ``max_steps <= 0`` as "train by epochs" and would
+    accept ``max_steps: -5`` without a word). Other fields go to ``GRPOConfig`` unchanged."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    max_steps: int | None = Field(None, ge=1)
+    num_train_epochs: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0)
+    per_device_train_batch_size: int | None = Field(None, ge=1)
+    gradient_accumulation_steps: int | None = Field(None, ge=1)
+    num_generations: int | None = Field(None, ge=2)
+    max_completion_length: int | None = Field(None, ge=1)
+    max_prompt_length: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, gt=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    beta: float | None = Field(None, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0, le=1)
+    weight_decay: float | None = Field(None, ge=0)
+    max_grad_norm: float | None = Field(None, gt=0)
+
+
 class GrpoRecipe(_Strict):
     output_dir: str
     model: str = "smollm2-135m"
@@ -76,21 +101,17 @@ class GrpoRecipe(_Strict):
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> GrpoRecipe:
     """Read a recipe YAML, apply ``key.sub=value`` overrides, validate (errors name the file and key)."""
-    import yaml
+    from rewardlab.config import apply_overrides, format_validation, read_yaml_mapping
 
-    from rewardlab.config import apply_overrides
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such recipe file")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(read_yaml_mapping(path, what="GRPO recipe"), overrides or [])
     try:
-        return GrpoRecipe.model_validate(data)
+        recipe = GrpoRecipe.model_validate(data)
+        GrpoRanges.model_validate(recipe.grpo)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"{path}: {loc}: {first['msg']}") from err
+        if err.title == GrpoRanges.__name__:
+            err = ValidationError.from_exception_data(err.title, [{**e, "loc": ("grpo", *e["loc"])} for e in err.errors()])
+        raise ConfigError(format_validation(err, str(path), what="GRPO recipe")) from None
+    return recipe
 
 
 def read_prompts(spec: str) -> list[Any]:
@@ -99,7 +120,10 @@ def read_prompts(spec: str) -> list[Any]:
 
     unit = file_unit(Path(spec)) if Path(spec).is_file() else None
     if unit is None:
-        raise DataError("no such file", file=spec, expected="a prompts file (.jsonl, .json, .csv, .parquet)")
+        expected = "a prompts file (.jsonl, .json, .csv, .parquet)"
+        if Path(spec).is_dir():
+            raise DataError(f"is a directory; expected {expected}", file=spec)
+        raise DataError("no such file", file=spec, expected=expected)
     out = []
     for loc, rec in unit.rows:
         where = {"line": loc} if unit.text else {"row": loc}

@@ -19,14 +19,20 @@ import numpy as np
 
 from rewardlab.errors import DataError
 
+RESULTS = ("scores.csv", "summary.json", "report.html")  # what `rubric score` writes into OUT
+
 
 def read_completions(path: str | Path, prompt_key: str = "prompt", completion_key: str = "completion"):
     """(prompts, completions) of a file; errors name the file, line (or row) and field."""
+    from rewardlab.data.chat import type_name, validate_messages
     from rewardlab.data.readers import file_unit
 
     path = Path(path)
+    expected = "a .jsonl, .json, .csv or .parquet file"
+    if path.is_dir():
+        raise DataError(f"is a directory; expected {expected} of prompts and completions", file=str(path))
     if not path.is_file():
-        raise DataError("no such file", file=str(path), expected="a .jsonl, .json, .csv or .parquet file")
+        raise DataError("no such file", file=str(path), expected=expected)
     unit = file_unit(path)
     prompts, completions = [], []
     for loc, rec in unit.rows:
@@ -37,9 +43,14 @@ def read_completions(path: str | Path, prompt_key: str = "prompt", completion_ke
             raise DataError(file=unit.label, expected="an object", got=type(rec).__name__, **where)
         for key in (prompt_key, completion_key):
             v = rec.get(key)
-            if not isinstance(v, str) and not (isinstance(v, list) and v and all(isinstance(m, dict) for m in v)):
+            if isinstance(v, list):  # chat messages: {role, content} with a known role and text content
+                try:
+                    validate_messages(v, key)
+                except DataError as e:
+                    raise DataError(file=unit.label, field=e.field, expected=e.expected, got=e.got, **where) from None
+            elif not isinstance(v, str):
                 raise DataError(file=unit.label, field=key, expected="a string or a list of chat messages",
-                                got="missing" if v is None else type(v).__name__, **where)
+                                got="missing" if v is None else type_name(v), **where)
         prompts.append(rec[prompt_key])
         completions.append(rec[completion_key])
     if not completions:

@@ -64,6 +64,14 @@ def _bad(source: str, where: str, expected: str, got: Any = None, message: str =
     return DataError(message, file=source, field=where, expected=expected, got=None if got is None else repr(got))
 
 
+def _positive_int(spec: dict, key: str, default: int, source: str, where: str) -> int:
+    """``spec[key]`` as an integer >= 1 (a batch size, a token budget), else an error naming it."""
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(source, f"{where}.{key}", "an integer >= 1", value)
+    return value
+
+
 def _fields(spec: dict, allowed: set[str], source: str, where: str) -> None:
     unknown = sorted(set(spec) - allowed - {"type"})
     if unknown:
@@ -249,7 +257,7 @@ class RewardModelScorer(Scorer):
         if m["kind"] == "minmax" and not ("low" in m and "high" in m and m["low"] < m["high"]):
             raise _bad(source, f"{where}.map", "low < high", m)
         self.map = dict(m)
-        self.batch_size = int(spec.get("batch_size", 16))
+        self.batch_size = _positive_int(spec, "batch_size", 16, source, where)
         self.model = None
 
     def score(self, prompts, completions):
@@ -294,7 +302,7 @@ class JudgeScorer(Scorer):
         except (KeyError, IndexError, AttributeError) as err:
             raise _bad(source, f"{where}.template", "placeholders among {question} {prompt} {completion} "
                        "{instruction}", self.template) from err
-        self.max_new_tokens = int(spec.get("max_new_tokens", 8))
+        self.max_new_tokens = _positive_int(spec, "max_new_tokens", 8, source, where)
         self.backend = spec.get("backend", "transformers")
         self.model_name = spec.get("model", "smollm2-135m")
         self.cache_dir = spec.get("cache_dir")

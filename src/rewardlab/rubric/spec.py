@@ -145,16 +145,9 @@ def parse_rubric(data: Any, source: str = "<rubric>", *, generator=None) -> Rubr
 
 
 def load_rubric(path: str | Path, *, generator=None) -> Rubric:
-    """Read and validate a rubric YAML file."""
-    import yaml
+    """Read and validate a rubric YAML file (a missing file, a directory, bytes that are not UTF-8
+    and invalid YAML are one-line errors naming the file, and the line where there is one)."""
+    from rewardlab.config import read_yaml_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such rubric file", file=str(path), expected="a rubric YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise DataError(f"invalid YAML: {getattr(err, 'problem', err)}", file=str(path),
-                        line=None if mark is None else mark.line + 1) from err
+    data = read_yaml_file(path, "rubric YAML")
     return parse_rubric(data, str(path), generator=generator)

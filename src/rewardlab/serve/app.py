@@ -4,14 +4,16 @@ Every scoring request goes the same way: check the key, read the body (bounded),
 (``protocol``), encode the items with the model's own scoring path in the encoding thread,
 submit them to the micro-batcher, answer. A refused request gets a 4xx with a JSON error naming
 the field; an unexpected failure gets a 500 for that request only; no request is ever answered
-with part of its rewards.
+with part of its rewards. What a request itself makes fail is a 4xx naming the field: a body that
+does not decode (bad bytes or syntax, nesting too deep, an integer of thousands of digits: see
+``protocol.decode_body``), text no tokenizer takes (a lone surrogate), an item the model's
+encoding refuses (422 on that item). A 5xx is the server's own fault.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -34,6 +36,7 @@ from rewardlab.serve.protocol import (
     PairItem,
     RequestError,
     TextItem,
+    decode_body,
     parse_classify,
     parse_get_reward,
     parse_score,
@@ -66,7 +69,20 @@ class ModelScorer:
         return encode(self.rm.tokenizer, s.render, item.prompt, item.response, length, self.policy)
 
     def encode_all(self, items, max_length: int | None = None) -> list[Encoded]:
-        return [self.encode(item, max_length) for item in items]
+        """Every item encoded; an item the encoding refuses (its chat template raises, its text
+        does not tokenize) is a 422 naming the item, not a 500: the request's content caused it."""
+        out = []
+        for item in items:
+            try:
+                out.append(self.encode(item, max_length))
+            except MemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever the tokenizer or template raises on this input
+                log.info("refused %s: %s: %s", item.field or "an item", type(e).__name__, e)
+                detail = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                raise RequestError(422, "unprocessable_item", item.field or None,
+                                   f"cannot be encoded for this model ({detail})") from None
+        return out
 
     def score(self, items: list[Encoded]) -> np.ndarray:
         """Rewards of a micro-batch, in forward passes of similar lengths (``length_groups``)."""
@@ -126,10 +142,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
             if size > limit:
                 raise RequestError(413, "body_too_large", "body", f"expected at most {limit} bytes")
             chunks.append(chunk)
-        try:
-            return json.loads(b"".join(chunks))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RequestError(400, "malformed_json", "body", f"expected a JSON document ({e})") from None
+        return decode_body(b"".join(chunks))
 
     async def handle(request: Request, endpoint: str, work: Callable) -> Response:
         start = time.perf_counter()

@@ -22,10 +22,13 @@ strings, a prompt string or a message list) and every error must name the exact 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field as dc_field
 
 from rewardlab.data.chat import type_name, validate_messages
 from rewardlab.errors import DataError, RewardlabError
+
+MAX_INT_DIGITS = 40  # an integer of more digits in a request is kept as LongInteger (no 5,000-digit ints)
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,54 @@ def invalid(field: str, expected: str, got: object | None = None, *, kind: str =
     return RequestError(status, kind, field, detail)
 
 
+class LongInteger:
+    """An integer literal of more than ``MAX_INT_DIGITS`` digits in a request body, kept as its
+    digit count: no field takes one, so the field check names it (``truncate_prompt_tokens``:
+    expected a positive integer, got an integer of 5001 digits) instead of Python refusing to
+    convert it (a ValueError that was a 500)."""
+
+    display_name = "integer too long"
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _parse_int(text: str) -> int | LongInteger:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_INT_DIGITS else LongInteger(digits)
+
+
+def decode_body(raw: bytes) -> object:
+    """The JSON document of a request body; anything that is not one (bad bytes, bad syntax,
+    nesting too deep for the decoder) is a 400 on field ``body``."""
+    try:
+        return json.loads(raw, parse_int=_parse_int)
+    except RecursionError:
+        raise RequestError(400, "malformed_json", "body", "expected a JSON document nested less deeply "
+                           "(the decoder's recursion limit was reached)") from None
+    except (UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise RequestError(400, "malformed_json", "body", f"expected a JSON document ({e})") from None
+
+
 @dataclass(frozen=True)
 class TextItem:
-    """A full rendered text (prompt and response together)."""
+    """A full rendered text (prompt and response together); ``field`` names it in errors."""
 
     text: str
+    field: str = dc_field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class PairItem:
-    """A (prompt, response) pair; the prompt is a string or a list of {role, content} messages."""
+    """A (prompt, response) pair; the prompt is a string or a list of {role, content} messages;
+    ``field`` names the item in errors."""
 
     prompt: str | list[dict]
     response: str
+    field: str = dc_field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +130,10 @@ def _text(value: object, field: str, limits: Limits) -> str:
         raise invalid(field, "a string", type_name(value))
     if len(value) > limits.max_chars:
         raise invalid(field, f"at most {limits.max_chars} characters", f"{len(value)}", kind="text_too_long")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate ("\ud800"): JSON allows it, no tokenizer takes it
+        raise invalid(field, "valid Unicode text", f"a lone surrogate {value[e.start]!r} at character {e.start}") from None
     return value
 
 
@@ -129,7 +171,7 @@ def _conversation(value: object, field: str, limits: Limits) -> PairItem:
     if messages[-1]["role"] != "assistant":
         raise invalid(f"{field}[{len(messages) - 1}].role", "'assistant' (the response to score)",
                       repr(messages[-1]["role"]))
-    return PairItem(messages[:-1], messages[-1]["content"])
+    return PairItem(messages[:-1], messages[-1]["content"], field)
 
 
 def _unknown_keys(obj: dict, allowed: tuple[str, ...], where: str) -> None:
@@ -144,7 +186,7 @@ def parse_get_reward(body: object, limits: Limits) -> list[TextItem]:
     """OpenRLHF's ``/get_reward``: one :class:`TextItem` per query."""
     body = _object(body)
     queries = _list(_required(body, "query"), "query", limits)
-    items = [TextItem(_text(q, f"query[{i}]", limits)) for i, q in enumerate(queries)]
+    items = [TextItem(_text(q, f"query[{i}]", limits), f"query[{i}]") for i, q in enumerate(queries)]
     for key in ("prompts", "labels"):
         value = body.get(key)
         if value is None:
@@ -171,12 +213,12 @@ def parse_classify(body: object, limits: Limits) -> ClassifyRequest:
     else:
         value = body["input"]
         if isinstance(value, str):
-            items = [TextItem(_text(value, "input", limits))]
+            items = [TextItem(_text(value, "input", limits), "input")]
         else:
             values = _list(value, "input", limits)
-            if any(isinstance(v, int) or isinstance(v, list) for v in values):
+            if any(isinstance(v, (int, list, LongInteger)) for v in values):
                 raise invalid("input", "text (token-id inputs are not supported)", "token ids")
-            items = [TextItem(_text(v, f"input[{i}]", limits)) for i, v in enumerate(values)]
+            items = [TextItem(_text(v, f"input[{i}]", limits), f"input[{i}]") for i, v in enumerate(values)]
     use_activation = body.get("use_activation")
     if use_activation is None:
         use_activation = False
@@ -212,5 +254,5 @@ def parse_score(body: object, limits: Limits) -> list[PairItem]:
         else:
             prompt = _text(prompt, f"{field}.prompt", limits)
         response = _text(_required(obj, "response", f"{field}.response"), f"{field}.response", limits)
-        items.append(PairItem(prompt, response))
+        items.append(PairItem(prompt, response, field))
     return items

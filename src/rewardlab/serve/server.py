@@ -34,6 +34,8 @@ def run_server(app, sock: socket.socket, *, access_log: bool = False, drain_time
     """
     import uvicorn
 
+    if not drain_timeout >= 0:  # a negative timeout made uvicorn cut in-flight requests off with a bare 500
+        raise ConfigError(f"drain_timeout must be >= 0 seconds, got {drain_timeout}")
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=drain_timeout)
     server = uvicorn.Server(config)

@@ -62,6 +62,12 @@ def strength_stats(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d.mean(0), d.std(0)
 
 
+def prompt_hashes(prompt_keys: Sequence[str], salt: str = "rewardlab-strength") -> np.ndarray:
+    """The 64-bit SHA-256 prefix of each prompt (with ``salt``) that decides its fold."""
+    return np.fromiter((int.from_bytes(hashlib.sha256(f"{salt}\x00{text}".encode()).digest()[:8], "big")
+                        for text in prompt_keys), dtype=np.uint64, count=len(prompt_keys))
+
+
 def prompt_folds(prompt_keys: Sequence[str], k: int, salt: str = "rewardlab-strength") -> np.ndarray:
     """Fold in ``[0, k)`` of each pair from a SHA-256 hash of its prompt (same prompt, same fold).
 
@@ -70,11 +76,40 @@ def prompt_folds(prompt_keys: Sequence[str], k: int, salt: str = "rewardlab-stre
     """
     if k < 1:
         raise ConfigError(f"folds must be >= 1, got {k}")
-    out = np.empty(len(prompt_keys), dtype=np.int64)
-    for i, text in enumerate(prompt_keys):
-        h = int.from_bytes(hashlib.sha256(f"{salt}\x00{text}".encode()).digest()[:8], "big")
-        out[i] = h % k
-    return out
+    return (prompt_hashes(prompt_keys, salt) % np.uint64(k)).astype(np.int64)
+
+
+def max_folds(prompt_keys: Sequence[str], upto: int, salt: str = "rewardlab-strength",
+              budget_s: float = 2.0) -> tuple[int, bool]:
+    """(the largest k <= ``upto`` for which every one of k hash folds holds a pair, exact): 1 when
+    no k >= 2 does. Searched downward from min(upto, distinct prompts); past ``budget_s`` seconds
+    (hundreds of thousands of prompts) the search goes on in steps of 10% and ``exact`` is False."""
+    import time
+
+    h = np.unique(prompt_hashes(prompt_keys, salt))
+    k, exact, started = min(int(upto), len(h)), True, time.perf_counter()
+    while k >= 2:
+        if len(np.unique(h % np.uint64(k))) == k:
+            return k, exact
+        if exact and time.perf_counter() - started > budget_s:
+            exact = False
+        k = k - 1 if exact else int(k * 0.9)
+    return 1, exact
+
+
+def check_fold_count(prompt_keys: Sequence[str], fold: np.ndarray, k: int, option: str = "folds") -> None:
+    """Refuse ``k`` folds when one of them would hold no pair, saying in one line (naming
+    ``option``) how many folds the data allows (a fold with no pair has nothing to hold out)."""
+    counts = np.bincount(np.asarray(fold, dtype=np.int64), minlength=k)
+    empty = int((counts == 0).sum())
+    if k == 1 or not empty:
+        return
+    best, exact = max_folds(prompt_keys, k - 1)
+    n_prompts = len(set(prompt_keys))
+    allows = (f"it allows at most {'' if exact else 'about '}{best} folds" if best >= 2
+              else "it allows no cross-fitting (use folds 1, the in-sample variant)")
+    raise ConfigError(f"{option} {k}: {empty} of the {k} folds would hold no pair (the data has {n_prompts} distinct "
+                      f"prompt{'s' if n_prompts != 1 else ''}); {allows}")
 
 
 def _check_folds(fold: np.ndarray, k: int) -> None:
@@ -82,8 +117,8 @@ def _check_folds(fold: np.ndarray, k: int) -> None:
         return
     counts = np.bincount(fold, minlength=k)
     if (counts == 0).any() or (counts == len(fold)).any():
-        raise ConfigError(f"cross-fitting needs pairs in every fold and outside it; pairs per fold: "
-                          f"{counts.tolist()} (use fewer folds or more distinct prompts)")
+        raise ConfigError(f"cross-fitting needs pairs in every fold and outside it; {int((counts == 0).sum())} of "
+                          f"the {k} folds hold no pair (use fewer folds or more distinct prompts)")
 
 
 def crossfit_heads(

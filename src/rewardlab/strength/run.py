@@ -21,6 +21,7 @@ import numpy as np
 from rewardlab.errors import ConfigError
 from rewardlab.strength.ensemble import (
     StrengthResult,
+    check_fold_count,
     crossfit_finetune,
     crossfit_heads,
     decile_groups,
@@ -29,6 +30,14 @@ from rewardlab.strength.ensemble import (
 )
 
 Log = Callable[[str], None]
+
+REPORT_RESULTS = ("summary.json", "summary.md", "report.html")  # what a finished run leaves in its report directory
+
+
+def default_report_dir(out: str | Path) -> Path:
+    """The summary directory beside OUT: OUT without its suffix + ``_strength``."""
+    out = Path(out)
+    return out.with_name(out.stem + "_strength")
 
 
 def decile_accuracy(
@@ -167,19 +176,37 @@ def run_strength(
     limit: int | None = None,
     on_error: str = "raise",
     log: Log | None = print,
+    folds_option: str = "folds",
 ) -> dict[str, Any]:
     """Compute strengths for the pairs of ``data``, write them to ``out`` (format by suffix) and a
     summary to ``report_dir`` (default: ``OUT`` without suffix + ``_strength``). ``folds=1`` is
-    the paper's in-sample variant. Folds and the decile table's validation split keep every group
-    of ``split_key`` (default: the prompt; ``rewardlab.data.splits``) on one side. Returns the summary."""
+    the paper's in-sample variant; more folds than the data's groups fill is an error naming
+    ``folds_option``. Folds and the decile table's validation split keep every group of
+    ``split_key`` (default: the prompt; ``rewardlab.data.splits``) on one side. Returns the summary."""
     from rewardlab.data import load_preferences
     from rewardlab.data.splits import check_split_key, group_keys
     from rewardlab.embed.extract import EmbedSpec, embed_table
 
+    from pydantic import ValidationError
+
+    from rewardlab.config import format_validation
+    from rewardlab.heads import HeadConfig
+
+    # every setting checked before any work (the decile table's split used to fail after all folds trained)
     if backend not in ("heads", "finetune"):
         raise ConfigError(f"backend must be 'heads' or 'finetune', got {backend!r}")
+    if members < 1 or decile_members < 1:
+        raise ConfigError(f"members must be >= 1, got {members}")
+    if folds < 1:
+        raise ConfigError(f"folds must be >= 1 (1 = in-sample, >= 2 cross-fitted), got {folds}")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    try:
+        HeadConfig.model_validate({**dict(head or {}), "members": members})
+    except ValidationError as e:
+        raise ConfigError(format_validation(e, "strength", what="head settings")) from None
     out = Path(out)
-    report_dir = Path(report_dir) if report_dir is not None else out.with_name(out.stem + "_strength")
+    report_dir = Path(report_dir) if report_dir is not None else default_report_dir(out)
     check_split_key(split_key)
     key_column = split_key if isinstance(split_key, str) else (split_key or {}).get("field")
     keep = [key_column] if key_column not in (None, "prompt", "source") else []
@@ -188,6 +215,8 @@ def run_strength(
         raise ConfigError(f"{data}: need at least 2 pairs, got {len(table)}")
     keys = group_keys(table, split_key)
     fold = prompt_folds(keys, folds) if folds > 1 else np.zeros(len(table), dtype=np.int64)
+    if folds > 1:
+        check_fold_count(keys, fold, folds, option=folds_option)
     emb = None
     if backend == "heads" or deciles:
         emb = embed_table(table, EmbedSpec(**dict(embed or {})), log=log)

@@ -198,7 +198,7 @@ def pool_from_table(table, *, min_responses: int = 2, golden: str | None = None)
     counts = np.bincount(pid_arr, minlength=len(prompt_of))
     keep = np.flatnonzero(counts[pid_arr] >= min_responses)
     info = {"n_items_read": len(responses), "dropped_prompts": int((counts < min_responses).sum()),
-            "min_responses": min_responses}
+            "min_responses": min_responses, "max_responses": int(counts.max()) if len(counts) else 0}
     pool = ResponsePool(prompts, responses, pid_arr, srcs, None, info).select(keep)
     if golden is not None:
         pool = pool.with_golden(np.asarray(values, dtype=float)[keep],
@@ -261,12 +261,14 @@ def score_with_embedding_head(pool: ResponsePool, train_data: str | Sequence[str
 
 
 def build_pool(data: str | Sequence[str], golden: dict, *, min_responses: int = 2,
-               max_prompts: int | None = None, log: Callable[[str], None] | None = None) -> ResponsePool:
+               max_prompts: int | None = None, log: Callable[[str], None] | None = None,
+               option: str = "min_responses") -> ResponsePool:
     """Load ``data``, pool its responses by prompt and assign the golden reward ``golden``.
 
     ``golden`` is ``{"kind": "reward_model", "model": DIR}``, ``{"kind": "embedding_head",
     "train_data": SPECS, ...}``, ``{"kind": "column"}`` or ``{"kind": "labels"}``.
-    ``max_prompts`` keeps the first prompts only (quick runs).
+    ``max_prompts`` keeps the first prompts only (quick runs). A pool left empty by
+    ``min_responses`` is an error naming ``option`` and the most responses any prompt has.
     """
     from rewardlab.data import load_preferences
 
@@ -277,6 +279,10 @@ def build_pool(data: str | Sequence[str], golden: dict, *, min_responses: int = 
     table = load_preferences(data)
     pool = pool_from_table(table, min_responses=min_responses,
                            golden=kind if kind in ("column", "labels") else None)
+    if len(pool) == 0:
+        most = pool.info.get("max_responses", 0)
+        raise ConfigError(f"{option} {min_responses}: no prompt of the data has that many distinct responses (the "
+                          f"most any prompt has is {most}), so the pool would be empty")
     if max_prompts is not None:
         pool = pool.select(np.flatnonzero(pool.prompt_id < max_prompts))
     pool.info["data"] = data if isinstance(data, str) else list(data)

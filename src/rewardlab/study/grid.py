@@ -25,7 +25,7 @@ import hashlib
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -37,7 +37,7 @@ GRID_KEYS = ("embedding", "objective", "head", "beta", "quantity", "pairing", "s
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class GoldenConfig(_Strict):
@@ -86,19 +86,21 @@ class SimulationConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    best_of_n: list[int] = [1, 2, 3, 4, 5, 6, 7]
+    best_of_n: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3, 4, 5, 6, 7], min_length=1)
     n_perm: int = Field(100, gt=0)
 
 
 class GridConfig(_Strict):
-    embedding: list[str]
-    objective: list[str | dict[str, Any]] = ["bt"]
-    head: list[str] = ["mlp"]
-    beta: list[float] = [1.0]
-    quantity: list[int] = [10_000]
-    pairing: list[Literal["same_prompt", "cross_prompt"]] = ["same_prompt"]
-    selection: list[Literal["random", "similar", "diverse"]] = ["random"]
-    seed: list[int] = [0]
+    """Every axis lists at least one value: an empty axis would make a grid of no cells."""
+
+    embedding: list[str] = Field(min_length=1)
+    objective: list[str | dict[str, Any]] = Field(["bt"], min_length=1)
+    head: list[str] = Field(["mlp"], min_length=1)
+    beta: list[float] = Field([1.0], min_length=1)
+    quantity: list[int] = Field([10_000], min_length=1)
+    pairing: list[Literal["same_prompt", "cross_prompt"]] = Field(["same_prompt"], min_length=1)
+    selection: list[Literal["random", "similar", "diverse"]] = Field(["random"], min_length=1)
+    seed: list[int] = Field([0], min_length=1)
 
     @field_validator("*", mode="before")
     @classmethod

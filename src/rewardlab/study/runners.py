@@ -73,7 +73,8 @@ def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> di
         else:
             golden = {**cfg.pool.golden.model_dump(exclude_none=True), "progress": progress}
             pool = build_pool(cfg.pool.data, golden,
-                              min_responses=cfg.pool.min_responses, max_prompts=cfg.pool.max_prompts, log=log)
+                              min_responses=cfg.pool.min_responses, max_prompts=cfg.pool.max_prompts, log=log,
+                              option="pool.min_responses")
         pool.info["pool_key"] = pool_key
         pool.write(pool_file)
     if pool.golden is None:

@@ -140,6 +140,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
 
     tc, out = cfg.train, Path(cfg.output_dir)
     plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
+    for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
+        m.check()
     _reset_single_process_state()
     ddp_kwargs = DistributedDataParallelKwargs(
         find_unused_parameters=cfg.model.pooling in ("mean", "native") or any(m.find_unused_parameters for m in plugins))

@@ -8,6 +8,8 @@ to know its name is a sign that the protocol is missing a hook.
 
 The hooks, in the order the loop calls them (each has a default that does nothing):
 
+0. ``check()``: checks of the method's settings that need more than the config (a backbone's layer
+   widths), run before anything is read or written.
 1. ``columns()``: data columns to keep beyond prompt/chosen/rejected.
 2. ``build_model()``: a model of the method's own instead of ``RewardModel.from_backbone``.
 3. ``wrap_model(model)``: change the model in place (adapters).

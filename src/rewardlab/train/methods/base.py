@@ -27,6 +27,9 @@ class Method:
     name = "method"
     find_unused_parameters = False
 
+    def check(self) -> None:
+        return None
+
     def columns(self) -> tuple[str, ...]:
         return ()
 

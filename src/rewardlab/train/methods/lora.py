@@ -14,6 +14,10 @@ class LoRA(Method):
 
     def __init__(self, cfg):
         self.cfg = cfg.lora
+        self.backbone, self.pooling = cfg.model.name_or_path, cfg.model.pooling
+
+    def check(self) -> None:
+        lora.check_rank(self.backbone, self.cfg, self.pooling)  # lora.r against the layer widths, before any work
 
     def wrap_model(self, model) -> None:
         lora.apply(model, self.cfg)  # the reward head trains in full (modules_to_save)
