@@ -92,7 +92,9 @@ def run_cell(work: Path, cfg_path: Path, out: Path) -> None:
     if (out / "summary.json").is_file():
         return
     resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
-    cmd = [sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + (["--resume"] if resume else [])
+    # an interrupted cell continues from its last checkpoint; one stopped before its first starts over
+    again = [] if not out.exists() else ["--resume"] if resume else ["--overwrite"]
+    cmd = [sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + again
     print(f"training {out.name}{' (resuming)' if resume else ''}", flush=True)
     with (work / f"{out.name}.log").open("a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
