@@ -45,7 +45,8 @@ CASES = [  # (case, the issue's class before the fix, argv, what the error line 
     ("eval-out-is-a-file", "TRACEBACK", EVAL + ["--out", "{a_file}"], ["--out", "is a file; expected a directory"]),
     ("eval-out-earlier-results", "new", EVAL + ["--out", "{eval_done}"], ["--out", "results.json", "--overwrite"]),
     ("eval-batch-size-zero", "new", EVAL + ["--out", "{root}/ev", "--batch-size", "0"], ["--batch-size", ">= 1"]),
-    ("eval-n-boot-too-few", "new", EVAL + ["--out", "{root}/ev", "--n-boot", "5"], ["n_boot must be >= 100"]),
+    ("eval-n-boot-too-few", "new", EVAL + ["--out", "{root}/ev", "--n-boot", "5"], ["--n-boot", ">= 100", "got 5"]),
+    ("eval-max-pairs-zero", "new", EVAL + ["--out", "{root}/ev", "--max-pairs-per-subset", "0"], ["--max-pairs-per-subset", ">= 1"]),
 ]
 
 

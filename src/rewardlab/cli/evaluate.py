@@ -98,7 +98,7 @@ def eval_(
     calibration_data: Annotated[Optional[str], typer.Option(
         help="Data spec to fit a temperature on (ECE is then also reported after scaling).")] = None,
     max_pairs_per_subset: Annotated[Optional[int], typer.Option(
-        help="Evaluate at most N pairs per subset (per dataset with --data); deterministic, recorded.")] = None,
+        help="Evaluate at most N pairs per subset (per dataset with --data); deterministic, recorded.", min=1)] = None,
     format: Annotated[str, typer.Option(help="With --data: " + _FORMAT_HELP)] = "auto",
     prompt_key: Annotated[str, typer.Option(help="With --data: " + _KEY_HELP.format("prompt", "prompt"))] = "prompt",
     chosen_key: Annotated[str, typer.Option(
@@ -109,7 +109,7 @@ def eval_(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals and paired comparisons.")] = 2000,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals and paired comparisons.", min=100)] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples.")] = 0,
     overwrite: OverwriteOpt = False,
 ) -> None:
