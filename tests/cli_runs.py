@@ -95,9 +95,13 @@ def writable_again(path: Path) -> None:
         path.chmod(0o755)
 
 
-def check_refused(argv, needles, paths: dict, env: dict | None = None) -> str:
+def check_refused(argv, needles, paths: dict, env: dict | None = None, request=None) -> str:
     """Run ``rewardlab ARGV`` (``{name}`` filled from ``paths``) and check it was refused as
-    :func:`assert_bad_input` says, leaving ``paths["root"]`` exactly as it was. Returns the line."""
+    :func:`assert_bad_input` says, leaving ``paths["root"]`` exactly as it was. Returns the line.
+    With pytest's ``request``, an argument naming ``{locked}`` gets the ``locked_dir`` fixture
+    (built only for the cases that need it)."""
+    if request is not None and any("{locked}" in str(a) for a in argv):
+        paths["locked"] = request.getfixturevalue("locked_dir")
     args = [str(a).format(**paths) for a in argv]
     before = snapshot(paths["root"])
     result = invoke(*args, env=env)

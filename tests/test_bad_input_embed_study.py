@@ -58,6 +58,4 @@ CASES = [  # (case, the issue's class before the fix, argv, what the error line 
 
 @pytest.mark.parametrize("case,kind,argv,needles", CASES, ids=[c[0] for c in CASES])
 def test_refused_before_the_work(case, kind, argv, needles, paths, request):
-    if any("{locked}" in a for a in argv):
-        paths["locked"] = request.getfixturevalue("locked_dir")
-    check_refused(argv, needles, paths)
+    check_refused(argv, needles, paths, request=request)

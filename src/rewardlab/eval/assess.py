@@ -31,8 +31,8 @@ from rewardlab.data.items import Item
 from rewardlab.eval import items as item_metrics
 from rewardlab.eval import stats
 
-__all__ = ["RULES", "item_unit_scores", "length_rules", "set_blocks", "suite_intervals", "compare",
-           "groups_of"]
+__all__ = ["RULES", "item_unit_scores", "item_mask", "length_rules", "set_blocks", "length_warning",
+           "suite_intervals", "compare", "groups_of"]
 
 RULES = ("prefer_longer", "prefer_shorter", "chance")
 _RULE_NAMES = {"prefer_longer": "prefer-longer", "prefer_shorter": "prefer-shorter"}
