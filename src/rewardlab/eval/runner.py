@@ -541,14 +541,13 @@ def _suite_block(scores: np.ndarray, units: dict[str, list], blocks: dict, ties:
             sub.update({k: v for k, v in blocks[name].items() if k not in ("n", "score")})
     ns = {k: v["n"] for k, v in block["subsets"].items()}
     point = {"sections": {k: v["score"] for k, v in block["sections"].items()}, "overall": block["overall"]}
-    if resampler is not None or ties:
+    if resampler is not None:  # Ties subsets enter the formula with their own replicates
         def combine(means, n):
             return suite_combine({**means, **{k: v["replicates"] for k, v in ties.items()}}, n, suite)
-        ci = assess.suite_intervals(resampler, scores, ns, combine, point) if resampler is not None else None
-        if ci is not None:
-            for sec, v in ci["sections"].items():
-                block["sections"][sec]["interval"] = v
-            block["overall_interval"] = ci["overall"]
+        ci = assess.suite_intervals(resampler, scores, ns, combine, point)
+        for sec, v in ci["sections"].items():
+            block["sections"][sec]["interval"] = v
+        block["overall_interval"] = ci["overall"]
     return block
 
 
