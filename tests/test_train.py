@@ -73,6 +73,8 @@ def test_train_writes_every_output(trained_run):
     assert sum(v["n"] for v in summary["validation_by_source"].values()) == 24
     model_cfg = json.loads((trained_run / "model" / "config.json").read_text())
     assert model_cfg["rewardlab"]["reward_stats_n"] == 32 and model_cfg["rewardlab"]["max_length"] == 64
+    # OpenRLHF's normalisation reads the top-level keys (issue 24)
+    assert (model_cfg["mean"], model_cfg["std"]) == (model_cfg["rewardlab"]["reward_mean"], model_cfg["rewardlab"]["reward_std"])
 
 
 def train_records(run: Path) -> dict[int, dict]:

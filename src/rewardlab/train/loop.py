@@ -24,7 +24,7 @@ from rewardlab.config import RunConfig, dump_config
 from rewardlab.errors import ConfigError
 from rewardlab.models import packing
 from rewardlab.models.pairs import encode_pairs
-from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.reward_model import RewardModel, reward_stats
 from rewardlab.objectives import LossInputs, build_loss
 from rewardlab.runinfo import parameter_counts, peak_memory, run_info
 from rewardlab.train import batching, checkpoint, methods
@@ -372,7 +372,7 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
             pick = np.random.default_rng(tc.seed).permutation(len(train_pairs))[:n_stats]
             items = [train_pairs.chosen[i] for i in pick] + [train_pairs.rejected[i] for i in pick]
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
-            model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
+            model.settings.reward_mean, model.settings.reward_std = reward_stats(r)  # OpenRLHF's definition
             model.settings.reward_stats_n = int(len(r))
         summary["parameters"] = parameter_counts(model)
         exported = methods.first(m.export(model, out / "model") for m in plugins)  # LoRA: merged and/or adapter
