@@ -71,6 +71,9 @@ def test_train_writes_every_output(trained_run):
     assert summary["steps"] == 8 and summary["pairs_per_second"] > 0
     assert summary["pairs_seen"] == 8 * 4 and summary["epochs"] == round(8 * 4 / summary["n_train"], 3)
     assert sum(v["n"] for v in summary["validation_by_source"].values()) == 24
+    length = summary["validation"]["length"]  # issue 23: length diagnostics of the validation pairs
+    assert length["unit"] == "characters" and length == val[-1]["length"]
+    assert sum(length[k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == 24
     model_cfg = json.loads((trained_run / "model" / "config.json").read_text())
     assert model_cfg["rewardlab"]["reward_stats_n"] == 32 and model_cfg["rewardlab"]["max_length"] == 64
     # OpenRLHF's normalisation reads the top-level keys (issue 24)

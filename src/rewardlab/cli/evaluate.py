@@ -241,8 +241,11 @@ def print_eval(res: dict) -> None:
             elif cal.get("fit_error"):
                 line += f" (no temperature: {cal['fit_error']})"
             if lb:
-                line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))} / "
-                         f"{_pct(lb.get('acc_chosen_longer'))} %")
+                line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))}"
+                         f" [{_ci(lb.get('acc_chosen_shorter_interval'))}] / {_pct(lb.get('acc_chosen_longer'))}"
+                         f" [{_ci(lb.get('acc_chosen_longer_interval'))}] %")
+                if lb.get("spearman_reward_length") is not None:
+                    line += f"; Spearman(reward, length in characters) {lb['spearman_reward_length']:+.2f}"
             console.print(line, highlight=False)
         for warning in m.get("warnings", []):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
