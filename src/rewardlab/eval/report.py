@@ -487,6 +487,15 @@ def _length_section(models: Mapping[str, Mapping[str, Any]]) -> str:
     rows = [row for row in rows if not row[1].endswith(("_interval", "_minus_shorter"))
             or any(b.get(row[1]) is not None for b in bias.values())]  # results written before the intervals
     out = "<h3>Length bias</h3>" + unit + _metric_rows(bias, list(bias), rows)
+    for m, b in bias.items():
+        if b.get("by_set"):
+            rows = [("", [html.escape(str(name)), _num(d["spearman"]["rho"]),
+                          *(f"{_pct(d[k]['accuracy'])} {_span(_pct)(d[k])}" for k in ("chosen_shorter", "chosen_longer")),
+                          _num(d["chosen_shorter"]["n"]), _num(d["chosen_longer"]["n"]), _gap(d["gap"])])
+                    for name, d in b["by_set"].items()]
+            out += f"<p>{html.escape(m)}, per subset (95% intervals):</p>" + _table(
+                ["subset", "Spearman", "acc. chosen shorter (%)", "acc. chosen longer (%)", "n shorter",
+                 "n longer", "gap (points)"], rows)
     tokens = _diagnostic(models, "length_bias_tokens")
     if tokens:
         out += "<p>The same in the model's tokens:</p>" + _metric_rows(tokens, list(tokens), [

@@ -47,7 +47,7 @@ import numpy as np
 
 from rewardlab.data import load_preferences
 from rewardlab.data.items import is_item_spec, read_items, unique_inputs
-from rewardlab.data.lengths import response_lengths
+from rewardlab.data.lengths import length_diagnostics, response_lengths
 from rewardlab.data.readers import HubUnreachable
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import assess, metrics, stats
@@ -378,6 +378,17 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         out["tokens_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
         out["tokens_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}, truncation
+
+
+def length_by_set(s: dict[str, np.ndarray], sets: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per subset (suite) or dataset (data mode): :func:`rewardlab.data.lengths.length_diagnostics`
+    of its pairs (characters): where a model's length preference helps and where it hurts."""
+    out = {}
+    for name in dict.fromkeys(sets):
+        idx = np.asarray([i for i, x in enumerate(sets) if x == name])
+        out[name] = length_diagnostics(s["reward_chosen"][idx], s["reward_rejected"][idx],
+                                       s["len_chosen"][idx], s["len_rejected"][idx])
+    return out
 
 
 def _fit_temperature(model: RewardModel, spec: str, table, batch_size: int, progress: bool) -> dict[str, Any]:
@@ -834,6 +845,7 @@ def evaluate(
                 temperature=(calib or {}).get("temperature"), n_bins=4,
             )
             diag["length_bias"]["unit"] = LENGTH_UNIT
+            diag["length_bias"]["by_set"] = length_by_set(s, pairs["set"])
             diag["length_bias_tokens"] = {**metrics.length_bias(s["reward_chosen"], s["reward_rejected"],
                                                                 s["tokens_chosen"], s["tokens_rejected"]),
                                           "unit": TOKEN_LENGTH_UNIT}

@@ -236,8 +236,14 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         if main:
             _write_jsonl(metrics_path, record)
         if tc.report_to:
-            accelerator.log({f"{record['split']}/{k}": v for k, v in record.items()
-                             if isinstance(v, (int, float)) and k != "step"}, step=record["step"])
+            values = {f"{record['split']}/{k}": v for k, v in record.items()
+                      if isinstance(v, (int, float)) and k != "step"}
+            length = record.get("length") or {}  # trackers take numbers: the length diagnostics' estimates
+            for name, block, key in (("spearman", "spearman", "rho"), ("acc_chosen_longer", "chosen_longer", "accuracy"),
+                                      ("acc_chosen_shorter", "chosen_shorter", "accuracy")):
+                if (length.get(block) or {}).get(key) is not None:
+                    values[f"{record['split']}/length_{name}"] = length[block][key]
+            accelerator.log(values, step=record["step"])
 
     bar = None
     if main and tc.progress:
