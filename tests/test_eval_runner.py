@@ -121,8 +121,8 @@ def test_suite_mode_end_to_end(suite_run):
                 iv = lb[f"acc_chosen_{side}_interval"]
                 assert iv["low"] <= lb[f"acc_chosen_{side}"] <= iv["high"]
         assert list(lb["by_set"]) == list(s["subsets"])  # per subset, characters, with intervals
-        for name, d in lb["by_set"].items():
-            assert sum(d[k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == s["subsets"][name]["n"]
+        for name, split in lb["by_set"].items():
+            assert sum(split[k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == s["subsets"][name]["n"]
         assert set(d["rewards"]) == {"Chat", "Chat Hard", "Reasoning", "Prior Sets"}
         assert 0 <= d["calibration"]["ece"] <= 1 and d["calibration"]["reliability"]
         assert set(entry["truncation"]) == {"chat", "code", "prior"}
