@@ -195,4 +195,6 @@ def test_two_process_accelerate_launch(tmp_path):
     assert summary["pairs_seen"] == 4 * 4 * 2  # steps x per-process batch x processes
     val = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"validation"' in x]
     assert all(r["n"] == 24 for r in val)  # every validation pair counted once across the two ranks
+    assert all(sum(r["length"][k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == 24
+               for r in val)  # the length diagnostics gather every rank's rewards
     assert (run / "model" / "model.safetensors").is_file()
