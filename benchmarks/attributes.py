@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
-N_HH = 600
+N_HH = 250   # pairs of HH-RLHF harmless (of 1,841): the CPU budget of a shared 2-core machine
+N_HEP = 200  # pairs of HumanEvalPack (of 656, all four languages)
 ITEM_SPEC = dict(model="minilm", max_length=256)
 PROMPT_SPEC = dict(model="minilm", max_length=128)
 
@@ -42,12 +43,17 @@ def _h(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _fixed_subset(rows: list[dict], n: int) -> list[dict]:
+    """The n rows of lowest hash of prompt + chosen (a fixed subset, in file order)."""
+    keep = set(sorted(range(len(rows)), key=lambda i: _h(rows[i]["prompt"] + rows[i]["chosen"]))[:n])
+    return [r for i, r in enumerate(rows) if i in keep]
+
+
 def load_sets() -> dict[str, list[dict]]:
-    """The rows used: every GSM8K question, every HumanEvalPack pair, N_HH HH pairs (lowest hash
-    of prompt + chosen, so the subset is fixed)."""
-    hh = sorted(_read("hh_rlhf_harmless.jsonl"), key=lambda r: _h(r["prompt"] + r["chosen"]))[:N_HH]
-    return {"gsm8k": _read("gsm8k_solutions.jsonl"), "humanevalpack": _read("humanevalpack.jsonl"),
-            "hh": hh}
+    """The rows used: every GSM8K question, N_HEP HumanEvalPack pairs, N_HH HH pairs."""
+    return {"gsm8k": _read("gsm8k_solutions.jsonl"),
+            "humanevalpack": _fixed_subset(_read("humanevalpack.jsonl"), N_HEP),
+            "hh": _fixed_subset(_read("hh_rlhf_harmless.jsonl"), N_HH)}
 
 
 def items_of(sets: dict[str, list[dict]]) -> tuple[list, list]:
