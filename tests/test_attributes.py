@@ -20,7 +20,7 @@ from rewardlab.heads.pointwise import fit_pointwise_head, group_batches, split_g
 def _linear_data(n=600, d=20, k=3, noise=0.05, seed=0, nan_fraction=0.3):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
-    W = rng.normal(size=(k, d))
+    W = rng.normal(size=(k, d)) / np.sqrt(d)  # unit-variance attributes
     b = rng.normal(size=k)
     Y = X @ W.T + b + noise * rng.normal(size=(n, k))
     Y[rng.random((n, k)) < nan_fraction] = np.nan

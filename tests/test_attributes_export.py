@@ -5,6 +5,7 @@ the documented lines, the same gated reward, within 1e-5; rewardlab's own loadin
 from __future__ import annotations
 
 import json
+
 import subprocess
 import sys
 import textwrap
@@ -93,3 +94,53 @@ def test_export_refuses_mismatched_shapes(tmp_path):
         export_attribute_model("minilm", NAMES, np.zeros((3, 10)), np.zeros(3), tmp_path / "m")
     with pytest.raises(ConfigError, match="distinct names"):
         export_attribute_model("minilm", ["a", "a", "b"], np.zeros((3, 384)), np.zeros(3), tmp_path / "m")
+
+
+def test_score_writes_one_column_per_attribute_and_the_gated_reward(export, tmp_path):
+    from cli_runs import invoke
+
+    out, _, _, _ = export
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "chosen": r, "rejected": r + " Maybe."}) + "\n"
+                            for p, r in zip(PROMPTS, RESPONSES)))
+    result = invoke("score", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "s.jsonl"))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    rm = RewardModel.from_pretrained(out)
+    chosen = rm.score(PROMPTS, RESPONSES)
+    for k, name in enumerate(NAMES):
+        np.testing.assert_allclose([r[f"reward_chosen_{name}"] for r in rows], chosen[:, k], atol=1e-5)
+        assert all(f"reward_rejected_{name}" in r for r in rows)
+    np.testing.assert_allclose([r["reward_chosen"] for r in rows], rm.gated(PROMPTS, chosen), atol=1e-5)
+
+
+def test_serve_returns_attributes_in_score_and_the_gated_scalar_in_get_reward(export):
+    import httpx
+    from serving import ThreadServer
+
+    from rewardlab.serve.app import create_app
+
+    out, _, _, _ = export
+    rm = RewardModel.from_pretrained(out)
+    expected = rm.score(PROMPTS, RESPONSES)
+    server = ThreadServer(create_app(rm, max_batch=4, max_wait_ms=5))
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            items = [{"prompt": p, "response": r} for p, r in zip(PROMPTS, RESPONSES)]
+            body = c.post("/score", json={"items": items}).json()
+            assert body["attribute_names"] == NAMES
+            np.testing.assert_allclose(body["attributes"], expected, atol=1e-5)
+            np.testing.assert_allclose(body["rewards"], rm.gated(PROMPTS, expected), atol=1e-5)
+            # /get_reward: rendered texts; the gating reads the prompts OpenRLHF sends beside them
+            queries = [rm.tokenizer.decode(rm.encode(p, r).input_ids, skip_special_tokens=True)
+                       for p, r in zip(PROMPTS, RESPONSES)]
+            r = c.post("/get_reward", json={"query": queries, "prompts": PROMPTS})
+            assert r.status_code == 200, r.text
+            got = r.json()
+            assert got["attribute_names"] == NAMES and len(got["attributes"]) == 3
+            attrs = np.asarray(got["attributes"])
+            np.testing.assert_allclose(got["rewards"], rm.gated(PROMPTS, attrs), atol=1e-5)
+            missing = c.post("/get_reward", json={"query": queries})
+            assert missing.status_code == 422 and missing.json()["error"]["field"] == "prompts"
+    finally:
+        server.stop()
