@@ -98,6 +98,14 @@ def embed_all(cache: str, log=print):
     return sets, items, ups, prompt_vecs
 
 
+N_FOLDS = 5
+
+
+def _folds(keys: list[str], n_folds: int = N_FOLDS, seed: int = 0) -> np.ndarray:
+    """A fold per key (0..n_folds-1) by a seeded hash: every prompt is held out exactly once."""
+    return np.array([int(_h(f"{seed}:{k}"), 16) % n_folds for k in keys])
+
+
 def _split(keys: list[str], test_fraction: float, seed: int) -> np.ndarray:
     """True for the test side: a fixed fraction of the distinct keys, by a seeded hash."""
     distinct = sorted(set(keys))
@@ -146,8 +154,11 @@ def _interval(d: dict) -> str:
 
 
 def gsm8k(sets, X, seeds=(0, 1, 2, 3, 4), log=print) -> dict:
-    """Correctness (BCE) head vs BT head on correct-vs-wrong pairs of the same training questions."""
+    """Correctness (BCE) head vs BT head on correct-vs-wrong pairs of the same training questions,
+    cross-fitted over N_FOLDS folds of questions (every question held out once); per seed, the
+    out-of-fold scores of all questions are evaluated together."""
     import torch
+    from sklearn.metrics import roc_auc_score
 
     from rewardlab.eval.items import best_of_k_selection
     from rewardlab.eval.stats import accuracy_interval, paired_bootstrap_difference
@@ -160,60 +171,58 @@ def gsm8k(sets, X, seeds=(0, 1, 2, 3, 4), log=print) -> dict:
     q_of = np.repeat(np.arange(n), 4)
     y = np.concatenate([np.asarray(r["correct"], dtype=float) for r in rows])
     Xg = X[: 4 * n]
-    test_q = _split([r["prompt"] for r in rows], 0.3, seed=0)
-    test = test_q[q_of]
-    tr_idx, te_idx = np.flatnonzero(~test), np.flatnonzero(test)
-    chosen, rejected = [], []
-    for q in np.flatnonzero(~test_q):
-        ok = [4 * q + j for j in range(4) if rows[q]["correct"][j]]
-        bad = [4 * q + j for j in range(4) if not rows[q]["correct"][j]]
-        chosen += [c for c in ok for _ in bad]
-        rejected += [b for _ in ok for b in bad]
+    fold_q = _folds([r["prompt"] for r in rows])
     head_cfg = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 10,
                 "val_fraction": 0.15, "weight_decay": 0.0}
-    out: dict = {"n_questions": n, "n_train_questions": int((~test_q).sum()),
-                 "n_test_questions": int(test_q.sum()), "n_train_pairs": len(chosen),
-                 "n_train_responses": len(tr_idx), "head": head_cfg, "seeds": list(seeds), "by_seed": []}
-    test_questions = np.flatnonzero(test_q)
-    corr = [np.asarray(rows[q]["correct"]) for q in test_questions]
+    out: dict = {"n_questions": n, "folds": N_FOLDS, "head": head_cfg, "seeds": list(seeds), "by_seed": [],
+                 "fraction_correct": float(y.mean())}
+    corr = [np.asarray(r["correct"]) for r in rows]
     keep = {}
+    t0 = time.perf_counter()
     for seed in seeds:
-        bce = fit_pointwise_head(Xg[tr_idx], y[tr_idx], q_of[tr_idx], objective="correctness",
-                                 config=head_cfg, seed=seed).predict(Xg)[:, 0]
-        bt = fit_head(Xg, chosen, rejected, objective="bt", config=head_cfg, seed=seed).predict(Xg)
-        rec = {"seed": seed}
-        for name, r in (("correctness", bce), ("bt", bt)):
-            sel = best_of_k_selection([r[4 * q: 4 * q + 4] for q in test_questions], corr)
-            from sklearn.metrics import roc_auc_score
-
+        oof = {"correctness": np.zeros(4 * n), "bt": np.zeros(4 * n)}
+        n_pairs = []
+        for f in range(N_FOLDS):
+            train_q = np.flatnonzero(fold_q != f)
+            tr_idx = np.concatenate([np.arange(4 * q, 4 * q + 4) for q in train_q])
+            te_idx = np.flatnonzero(fold_q[q_of] == f)
+            chosen, rejected = [], []
+            for q in train_q:
+                ok = [4 * q + j for j in range(4) if rows[q]["correct"][j]]
+                bad = [4 * q + j for j in range(4) if not rows[q]["correct"][j]]
+                chosen += [c for c in ok for _ in bad]
+                rejected += [b for _ in ok for b in bad]
+            n_pairs.append(len(chosen))
+            bce = fit_pointwise_head(Xg[tr_idx], y[tr_idx], q_of[tr_idx], objective="correctness",
+                                     config=head_cfg, seed=seed)
+            bt = fit_head(Xg, chosen, rejected, objective="bt", config=head_cfg, seed=seed)
+            oof["correctness"][te_idx] = bce.predict(Xg[te_idx])[:, 0]
+            oof["bt"][te_idx] = bt.predict(Xg[te_idx])
+        rec = {"seed": seed, "train_pairs_per_fold": n_pairs}
+        for name, r in oof.items():
+            sel = best_of_k_selection([r[4 * q: 4 * q + 4] for q in range(n)], corr)
             rec[name] = {"best_of_4_mixed": sel["selected_mixed"], "best_of_4_all": sel["selected"],
-                         "auroc": float(roc_auc_score(y[te_idx], r[te_idx]))}
-            if seed == seeds[0]:
-                keep[name] = (r, sel)
+                         "auroc": float(roc_auc_score(y, r))}
+            keep.setdefault(seed, {})[name] = (r, sel)
         out["by_seed"].append(rec)
         log(f"gsm8k seed {seed}: {rec}")
-    (r_c, sel_c), (r_b, sel_b) = keep["correctness"], keep["bt"]
+    out["seconds"] = time.perf_counter() - t0
+    (r_c, sel_c), (r_b, sel_b) = keep[seeds[0]]["correctness"], keep[seeds[0]]["bt"]
     mixed = sel_c["per_item"]["mixed"]
-    qm = test_questions[mixed]
     s_c, s_b = sel_c["per_item"]["selected"][mixed], sel_b["per_item"]["selected"][mixed]
     rnd = sel_c["per_item"]["random"][mixed]
-    te_clusters = q_of[te_idx]
     out["seed0"] = {
-        "n_mixed_test_questions": int(mixed.sum()),
-        "best_of_4": {"correctness": accuracy_interval(s_c, clusters=None),
-                      "bt": accuracy_interval(s_b, clusters=None),
-                      "random": float(rnd.mean()),
-                      "correctness_minus_bt": paired_bootstrap_difference(s_c, s_b),
-                      "correctness_minus_random": paired_bootstrap_difference(s_c, rnd),
-                      "bt_minus_random": paired_bootstrap_difference(s_b, rnd),
-                      "all_test_questions": {"correctness": sel_c["selected"], "bt": sel_b["selected"],
-                                             "random": sel_c["random"], "oracle": sel_c["oracle"]}},
-        "auroc": {"correctness": _auroc_interval(r_c[te_idx], y[te_idx], te_clusters),
-                  "bt": _auroc_interval(r_b[te_idx], y[te_idx], te_clusters),
-                  "random": 0.5,
-                  "correctness_minus_bt": _auroc_difference(r_c[te_idx], r_b[te_idx], y[te_idx], te_clusters)},
+        "n_mixed_questions": int(mixed.sum()),
+        "best_of_4_mixed": {"correctness": accuracy_interval(s_c), "bt": accuracy_interval(s_b),
+                            "random": float(rnd.mean()),
+                            "correctness_minus_bt": paired_bootstrap_difference(s_c, s_b),
+                            "correctness_minus_random": paired_bootstrap_difference(s_c, rnd),
+                            "bt_minus_random": paired_bootstrap_difference(s_b, rnd)},
+        "best_of_4_all": {"correctness": sel_c["selected"], "bt": sel_b["selected"],
+                          "random": sel_c["random"], "oracle": sel_c["oracle"]},
+        "auroc": {"correctness": _auroc_interval(r_c, y, q_of), "bt": _auroc_interval(r_b, y, q_of),
+                  "random": 0.5, "correctness_minus_bt": _auroc_difference(r_c, r_b, y, q_of)},
     }
-    _ = qm
     return out
 
 
@@ -255,41 +264,49 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
     Xr = np.stack([X[item_index[(p, t)]] for p, t, _, _ in resp])
     Pp = np.stack([P[prompt_index[p]] for p, _, _, _ in resp])
     prompts = [p if isinstance(p, str) else json.dumps(p) for p, _, _, _ in resp]
-    test = _split(prompts, 0.3, seed=0)
+    fold = _folds(prompts)
     group = np.unique(prompts, return_inverse=True)[1]
-    tr = np.flatnonzero(~test)
-    t0 = time.perf_counter()
-    stage1 = fit_attribute_ridge(Xr[tr], Y[tr], names, group=group[tr])
-    t_stage1 = time.perf_counter() - t0
-    A = stage1.predict(Xr)
-    # stage-1 quality on held-out responses, per attribute (AUROC for the 0/1 ones, R² for length)
+    pair_c = np.array([p[2] for p in pairs])
+    pair_r = np.array([p[3] for p in pairs])
+    head_cfg = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 10, "val_fraction": 0.15}
+    models = {m: np.zeros(len(resp)) for m in ("bt_head", "armo", "armo_len_decorrelated")}
+    A = np.zeros((len(resp), len(names)))
+    W = {m: np.zeros((len(resp), len(names))) for m in ("armo", "armo_len_decorrelated")}
+    timing = {"stage1": [], "armo": [], "armo_len_decorrelated": []}
+    alphas, labelled = [], []
+    for f in range(N_FOLDS):
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        t0 = time.perf_counter()
+        stage1 = fit_attribute_ridge(Xr[tr], Y[tr], names, group=group[tr])
+        timing["stage1"].append(time.perf_counter() - t0)
+        alphas.append(dict(zip(names, stage1.alpha.tolist())))
+        labelled.append(stage1.info["n_labelled"])
+        Af = stage1.predict(Xr)
+        A[te] = Af[te]
+        in_train = fold[pair_c] != f
+        ci, ri = pair_c[in_train], pair_r[in_train]
+        models["bt_head"][te] = fit_head(Xr, ci, ri, objective="bt", config=head_cfg, seed=0).predict(Xr[te])
+        for label, dec in (("armo", None), ("armo_len_decorrelated", "length")):
+            t0 = time.perf_counter()
+            gate = fit_gating(Pp[ci], Af[ci], Af[ri], names, hidden=(64,), decorrelate=dec, lr=3e-3,
+                              weight_decay=1e-4, epochs=500, patience=30, seed=0)
+            timing[label].append(time.perf_counter() - t0)
+            models[label][te] = gate.reward(Pp[te], Af[te])
+            W[label][te] = gate.weights(Pp[te])
+        log(f"attributes fold {f} done")
     from sklearn.metrics import r2_score, roc_auc_score
 
-    te = np.flatnonzero(test)
     quality = {}
-    for k, a in enumerate(names):
-        rows = te[~np.isnan(Y[te, k])]
+    for k, a in enumerate(names):  # stage 1 on held-out responses (out of fold)
+        rows = np.flatnonzero(~np.isnan(Y[:, k]))
         quality[a] = ({"auroc": float(roc_auc_score(Y[rows, k], A[rows, k]))} if a != "length"
                       else {"r2": float(r2_score(Y[rows, k], A[rows, k]))})
         quality[a]["n"] = int(len(rows))
-    tr_pairs = [p for p in pairs if not test[p[2]]]
-    te_pairs = [p for p in pairs if test[p[2]]]
-    ci = np.array([p[2] for p in tr_pairs])
-    ri = np.array([p[3] for p in tr_pairs])
-    head_cfg = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 10, "val_fraction": 0.15}
-    bt = fit_head(Xr, ci, ri, objective="bt", config=head_cfg, seed=0).predict(Xr)
-    models = {"bt_head": bt}
-    gates = {}
-    for label, dec in (("armo", None), ("armo_len_decorrelated", "length")):
-        t0 = time.perf_counter()
-        gate = fit_gating(Pp[ci], A[ci], A[ri], names, hidden=(64,), decorrelate=dec, lr=3e-3,
-                          weight_decay=1e-4, epochs=500, patience=30, seed=0)
-        gates[label] = {"seconds": time.perf_counter() - t0, "epochs": gate.info["epochs"]}
-        models[label] = gate.reward(Pp, A)
-        w = gate.weights(Pp)
-        gates[label]["mean_weight_by_source"] = {
-            src: dict(zip(names, np.round(w[te][[resp[i][2] == src for i in te]].mean(0), 3).tolist()))
-            for src in ("gsm8k", "humanevalpack", "hh")}
+    srcs = np.array([r[2] for r in resp])
+    gates = {m: {"mean_weight_by_source": {src: dict(zip(names, np.round(W[m][srcs == src].mean(0), 3).tolist()))
+                                           for src in ("gsm8k", "humanevalpack", "hh")},
+                 "seconds_per_fold": float(np.mean(timing[m]))} for m in W}
+    te_pairs = pairs
     by_source: dict = {}
     for src in ("gsm8k", "humanevalpack", "hh"):
         sp = [p for p in te_pairs if p[0] == src]
@@ -311,7 +328,7 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
     for r in rows:
         groups4.append(list(range(base, base + 4)))
         base += 4
-    test_groups = [g for g in groups4 if test[g[0]]]
+    test_groups = groups4
     corr = [np.array([bool(Y[i, 1]) for i in g]) for g in test_groups]
     for m, s in models.items():
         sel = best_of_k_selection([s[g] for g in test_groups], corr)
@@ -325,13 +342,11 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
         bo4[m].pop("_per_item")
     by_source["gsm8k_best_of_4"] = bo4
     # length: correlation of each model's reward with response length on the test responses
-    lens = Y[te, 2]
-    length_corr = {m: float(np.corrcoef(s[te], lens)[0, 1]) for m, s in models.items()}
-    return {"attributes": names, "n_responses": len(resp), "n_train_responses": int(len(tr)),
-            "n_train_pairs": len(tr_pairs), "n_test_pairs": len(te_pairs),
-            "labelled_train_rows": stage1.info["n_labelled"], "alpha": dict(zip(names, stage1.alpha.tolist())),
-            "stage1_seconds": t_stage1, "stage1_heldout": quality, "gating": gates, "by_source": by_source,
-            "reward_length_correlation_test": length_corr}
+    length_corr = {m: float(np.corrcoef(s, Y[:, 2])[0, 1]) for m, s in models.items()}
+    return {"attributes": names, "n_responses": len(resp), "n_pairs": len(pairs), "folds": N_FOLDS,
+            "labelled_rows_per_fold": labelled, "alpha_per_fold": alphas,
+            "stage1_seconds_per_fold": float(np.mean(timing["stage1"])), "stage1_out_of_fold": quality,
+            "gating": gates, "by_source": by_source, "reward_length_correlation": length_corr}
 
 
 def synthetic(log=print) -> dict:

@@ -157,7 +157,7 @@ class RewardModel(nn.Module):
         model.eval()
         rm = cls(model, tokenizer, settings)
         if settings.attributes and settings.attributes.get("gating"):
-            from rewardlab.models.attributes import load_gating
+            from rewardlab.models.gating import load_gating
 
             rm.gating = load_gating(directory)
         return rm
@@ -206,7 +206,7 @@ class RewardModel(nn.Module):
         """The gated scalar reward of a multi-attribute export from its attribute ``scores [N, K]``."""
         if self.gating is None:
             raise ConfigError("this model has no gating (gating.safetensors): it gives attribute scores only")
-        from rewardlab.models.attributes import gated_reward
+        from rewardlab.models.gating import gated_reward
 
         h = torch.from_numpy(self.prompt_features(prompts, batch_size=batch_size))
         tensors, v = self.gating
