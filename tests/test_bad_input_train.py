@@ -47,6 +47,8 @@ CASES = [  # (case, the issue's class before the fix, argv, what the error line 
     ("set-value-not-yaml", "TRACEBACK", TRAIN + ["--set", "train.lr=[1e-5,"], ["--set train.lr=[1e-5,", "not valid YAML"]),
     ("lora-rank-1e12", "TRACEBACK", TRAIN + ["--set", "lora.r=1000000000000"],
      ["lora.r=1000000000000", "at most 384"]),
+    ("item-objective-on-pairs", "new", TRAIN + ["--set", "objective.name=regression"],
+     ["objective 'regression'", "single responses", "fit_pointwise_head"]),
     ("config-is-a-directory", "new", ["train", "{configs}"], ["configs", "is a directory", "expected a config file"]),
     ("config-not-utf8", "new", ["train", "{latin1}"], ["latin1.yaml:1", "not UTF-8", "0xe9"]),
     ("config-invalid-yaml", "new", ["train", "{broken}"], ["broken.yaml", "not valid YAML", "line"]),

@@ -311,7 +311,8 @@ def test_classification_ignores_pairing_but_bt_does_not():
 
 
 def _all_main_configs() -> list[dict]:
-    return [{"name": n} for n in available()["main"]] + [
+    pairs = [n for n in available()["main"] if build_loss(n).layout == "pairs"]  # item objectives: test_pointwise
+    return [{"name": n} for n in pairs] + [
         {"name": "bt", "center": 0.01},
         {"name": "normbt", "center": 0.01},
         {"name": "label_smoothing", "only_negative_strength": True},
@@ -361,7 +362,8 @@ def test_shape_errors():
 def test_available_names():
     names = available()
     assert set(names["main"]) == {"bt", "normbt", "classification", "classification_paired",
-                                  "label_smoothing", "adaptive_margin", "flip", "hinge"}
+                                  "label_smoothing", "adaptive_margin", "flip", "hinge",
+                                  "regression", "correctness", "scaled_bt"}
     assert set(names["aux"]) == {"simcse", "swav"}
 
 

@@ -48,8 +48,10 @@ def score(
     critique_cache: CritiqueCacheOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques),
-    in input order, keeping every input column (ids, metadata)."""
+    """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques;
+    a multi-attribute model: reward_chosen_NAME and reward_rejected_NAME per attribute, and the gated
+    reward as reward_chosen/reward_rejected when it has a gating), in input order, keeping every
+    input column (ids, metadata)."""
     from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
     from rewardlab.data.table import WRITE_SUFFIXES
@@ -66,15 +68,26 @@ def score(
         s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
         replaced = [c for c in ("reward_chosen", "reward_rejected", "critiques_chosen", "critiques_rejected")
                     if table.has(c) and (c.startswith("reward_") or c in s)]
-        table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
-        table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
+        names = getattr(rm, "attribute_names", None)
+        if names:  # a multi-attribute model: one column per attribute and side, the gated scalar as reward
+            for side in ("chosen", "rejected"):
+                scores = s[f"reward_{side}"]
+                for k, name in enumerate(names):
+                    table = table.with_column(f"reward_{side}_{name}", scores[:, k].tolist())
+                s[f"reward_{side}"] = (rm.gated(list(table["prompt"]), scores, batch_size=batch_size)
+                                       if rm.gating is not None else None)
+        if s["reward_chosen"] is not None:
+            table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
+            table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
+        else:  # attributes without a gating: an input reward column stays as it was
+            replaced = [c for c in replaced if not c.startswith("reward_")]
         for side in ("chosen", "rejected"):  # a Critic-RM's m critiques per response
             if f"critiques_{side}" in s:
                 table = table.with_column(f"critiques_{side}", s[f"critiques_{side}"])
         table.write(out)
     except RewardlabError as e:
         _fail(e)
-    ties = int((s["reward_chosen"] == s["reward_rejected"]).sum())
+    ties = int((s["reward_chosen"] == s["reward_rejected"]).sum()) if s["reward_chosen"] is not None else 0
     console.print(f"wrote {len(table)} scored pairs to {out}")
     notes = input_notes(table.report.to_dict() if table.report else {}, dict(rm.last_truncation))
     if ties:

@@ -87,6 +87,9 @@ def fit_gbdt(
     tr, va = split_pairs(len(chosen), config.val_fraction, seed)
     cols = {name: np.asarray(v, dtype=np.float64) for name, v in (columns or {}).items()}
     probe = build_loss(objective, aux, feature_dim=X.shape[1])
+    if probe.layout != "pairs":
+        raise ConfigError(f"objective '{probe.main.name}' reads single responses with targets; gbdt heads "
+                          f"train on pairs (use fit_pointwise_head with a linear or mlp head)")
     native = probe.main.name == "classification" and not len(probe.aux) and "weight" not in cols
     base = {
         "learning_rate": g.learning_rate, "num_leaves": g.num_leaves, "min_child_samples": g.min_child_samples,

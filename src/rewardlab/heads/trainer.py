@@ -71,6 +71,9 @@ class Trainer:
         widths = cfg.layer_widths()
         feature_dim = widths[-1] if widths and cfg.features == "last_hidden" else x.shape[1]
         self.losses = [build_loss(objective, aux, feature_dim=feature_dim) for _ in range(self.k)]
+        if self.losses[0].layout != "pairs":
+            raise ConfigError(f"objective '{self.losses[0].main.name}' reads single responses with targets: "
+                              f"use fit_pointwise_head (rewardlab.heads.pointwise), not fit_head")
         probe = self.losses[0]
         self.pointwise = probe.pointwise
         self.shared_loss = (probe.main.name in MEAN_OBJECTIVES and not len(probe.aux)

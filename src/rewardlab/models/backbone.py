@@ -108,11 +108,12 @@ def load_tokenizer(path: str, **kwargs):
     return AutoTokenizer.from_pretrained(path, **kwargs)
 
 
-def load_sequence_classifier(path: str, *, dtype=None, **kwargs):
-    """An ``AutoModelForSequenceClassification`` with one output (the reward)."""
+def load_sequence_classifier(path: str, *, dtype=None, num_labels: int = 1, **kwargs):
+    """An ``AutoModelForSequenceClassification`` with one output (the reward), or ``num_labels``
+    (a multi-attribute model: one output per attribute)."""
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype, **kwargs)
+    return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=dtype, **kwargs)
 
 
 def ensure_distinct_pad(model, tokenizer) -> bool:

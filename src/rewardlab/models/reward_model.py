@@ -52,6 +52,9 @@ class ModelSettings:
     reward_stats_n: int | None = None
     hf_compatible: bool = True
     chat_template: str | None = None  # the template used when render == "chat" (also saved with the tokenizer)
+    # A multi-attribute model (models/attributes.py): {"names": [...], "gating": file or None,
+    # "verbosity": name or None}; its K outputs are the attribute scores.
+    attributes: dict | None = None
 
 
 def reward_stats(rewards) -> tuple[float, float]:
@@ -143,15 +146,21 @@ class RewardModel(nn.Module):
             return load_adapter(directory, dtype=dtype)
         directory = str(directory)
         tokenizer = backbone.load_tokenizer(directory)
-        model = backbone.load_sequence_classifier(directory, dtype=dtype)
-        stored = getattr(model.config, "rewardlab", None) or {}
+        stored = _stored_settings(directory)
+        names = (stored.get("attributes") or {}).get("names") or []
+        model = backbone.load_sequence_classifier(directory, dtype=dtype, num_labels=max(len(names), 1))
         if "critic" in stored:  # its rewards need critiques: scoring without them would be silently wrong
             raise ConfigError(f"{directory}: a Critic-RM model (it writes critiques before it scores); "
                               "load it with rewardlab.critic.load.load_model")
         known = {k: v for k, v in stored.items() if k in ModelSettings.__dataclass_fields__}
         settings = ModelSettings(**known) if known else ModelSettings(base_model=directory)
         model.eval()
-        return cls(model, tokenizer, settings)
+        rm = cls(model, tokenizer, settings)
+        if settings.attributes and settings.attributes.get("gating"):
+            from rewardlab.models.gating import load_gating
+
+            rm.gating = load_gating(directory)
+        return rm
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write a directory plain ``AutoModelForSequenceClassification.from_pretrained`` loads."""
@@ -164,13 +173,44 @@ class RewardModel(nn.Module):
             self.settings.chat_template = self.tokenizer.chat_template
         self.model.config.rewardlab = asdict(self.settings)
         write_openrlhf_stats(self.model.config, self.settings)
-        self.model.config.id2label = {0: "reward"}
-        self.model.config.label2id = {"reward": 0}
+        names = self.attribute_names or ["reward"]
+        self.model.config.id2label = dict(enumerate(names))
+        self.model.config.label2id = {name: i for i, name in enumerate(names)}
         self.model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.padding_side = self.settings.padding_side
         self.tokenizer.save_pretrained(directory)
         (directory / "rewardlab.json").write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
         return directory
+
+    # ---------------------------------------------------------------- attributes
+    gating = None  # (export-form gating tensors, verbosity index) of a multi-attribute export
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    @property
+    def attribute_names(self) -> list[str] | None:
+        """The names of a multi-attribute model's outputs (None for a one-reward model)."""
+        return list(self.settings.attributes["names"]) if self.settings.attributes else None
+
+    @torch.no_grad()
+    def prompt_features(self, prompts, *, batch_size: int = 16) -> np.ndarray:
+        """The pooled vector of each prompt alone (the pair (prompt, "")): the gating's input."""
+        s = self.settings
+        policy = "truncate_right" if s.overlength == "drop" else s.overlength
+        items = [encode(self.tokenizer, s.render, p, "", s.max_length, policy) for p in prompts]
+        return self.score_encoded(items, batch_size=batch_size, return_features=True)[1]
+
+    def gated(self, prompts, scores, *, batch_size: int = 16) -> np.ndarray:
+        """The gated scalar reward of a multi-attribute export from its attribute ``scores [N, K]``."""
+        if self.gating is None:
+            raise ConfigError("this model has no gating (gating.safetensors): it gives attribute scores only")
+        from rewardlab.models.gating import gated_reward
+
+        h = torch.from_numpy(self.prompt_features(prompts, batch_size=batch_size))
+        tensors, v = self.gating
+        return gated_reward(torch.as_tensor(np.asarray(scores)), h, tensors, v).double().numpy()
 
     # ---------------------------------------------------------------- forward
     def _has_pooler(self) -> bool:
@@ -265,7 +305,8 @@ class RewardModel(nn.Module):
         was_training = self.training
         self.eval()
         order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-        rewards = np.zeros(len(items), dtype=np.float64)
+        k = self.num_labels
+        rewards = np.zeros(len(items) if k == 1 else (len(items), k), dtype=np.float64)
         feats = np.zeros((len(items), self.feature_dim), dtype=np.float32) if return_features else None
         device = next(self.parameters()).device
         starts = range(0, len(order), batch_size)
@@ -299,6 +340,15 @@ class RewardModel(nn.Module):
         if feats is not None:
             result["features_chosen"], result["features_rejected"] = feats[:n], feats[n:]
         return result
+
+
+def _stored_settings(directory: str) -> dict:
+    """The ``rewardlab`` settings in a model directory's config.json ({} when none)."""
+    path = Path(directory) / "config.json"
+    try:
+        return dict(json.loads(path.read_text()).get("rewardlab") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def last_index(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,20 @@ from rewardlab.objectives.pairwise import (
     normbt_weights,
     weighted_mean,
 )
-from rewardlab.objectives.pointwise import Classification, ClassificationPaired, pointwise_bce
+from rewardlab.objectives.pointwise import (
+    Classification,
+    ClassificationPaired,
+    Correctness,
+    Regression,
+    ScaledBT,
+    masked_bce,
+    masked_mse,
+    pointwise_bce,
+    scaled_bt_loss,
+    within_group_pairs,
+)
 from rewardlab.objectives.registry import (
+    ItemInputs,
     Loss,
     LossInputs,
     Objective,
@@ -36,6 +48,8 @@ __all__ = [
     "AdaptiveMargin",
     "Classification",
     "ClassificationPaired",
+    "Correctness",
+    "ItemInputs",
     "Flip",
     "Hinge",
     "LabelSmoothing",
@@ -43,6 +57,8 @@ __all__ = [
     "LossInputs",
     "NormBT",
     "Objective",
+    "Regression",
+    "ScaledBT",
     "SimCSE",
     "SwAV",
     "adaptive_margin_loss",
@@ -54,9 +70,13 @@ __all__ = [
     "hinge_loss",
     "info_nce",
     "label_smoothing_loss",
+    "masked_bce",
+    "masked_mse",
     "normbt_weights",
     "pointwise_bce",
     "register",
+    "scaled_bt_loss",
     "sinkhorn",
     "weighted_mean",
+    "within_group_pairs",
 ]

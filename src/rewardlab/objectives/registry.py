@@ -46,6 +46,23 @@ class LossInputs:
     columns: dict[str, Tensor] = field(default_factory=dict)
 
 
+@dataclass
+class ItemInputs:
+    """What a trainer hands to an *item-layout* objective (regression, correctness, scaled BT)
+    for one batch of N single responses.
+
+    ``r`` are the rewards ``[N]`` or, for a model with K outputs, ``[N, K]``; ``target`` has the
+    same shape (NaN = unlabelled: masked, no gradient); ``group`` ``[N]`` (int) numbers the
+    prompt of each response (objectives that pair responses pair them within a group only);
+    ``columns`` optional per-response float columns (``weight``), each ``[N]``.
+    """
+
+    r: Tensor
+    target: Tensor
+    group: Tensor | None = None
+    columns: dict[str, Tensor] = field(default_factory=dict)
+
+
 class Objective(nn.Module):
     """Base class of a registered objective.
 
@@ -57,11 +74,18 @@ class Objective(nn.Module):
     kind: ClassVar[Kind] = "main"
     needs_features: ClassVar[bool] = False
     pointwise: ClassVar[bool] = False
+    # "pairs": forward reads LossInputs (chosen/rejected); "items": ItemInputs (single responses
+    # with targets, see rewardlab.data.pointwise). A trainer asks ``Loss.layout`` which to build.
+    layout: ClassVar[Literal["pairs", "items"]] = "pairs"
     # Auxiliaries only: the weight used when the config gives none (an instance may override it).
     default_weight: float = 1.0
 
     def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
+
+    def fit_targets(self, target: Tensor) -> None:
+        """Item-layout objectives: see the training targets once before training (e.g. the
+        mean and standard deviation of a standardised regression). Default: nothing."""
 
 
 _REGISTRY: dict[str, type[Objective]] = {}
@@ -95,6 +119,14 @@ def available() -> dict[str, list[str]]:
     for name, cls in sorted(_REGISTRY.items()):
         out[cls.kind].append(name)
     return out
+
+
+def layout_of(objective: Mapping[str, Any] | str) -> str | None:
+    """The input layout (``"pairs"`` or ``"items"``) of a main objective config, or None when
+    the name is not registered (``build_loss`` then names the valid ones)."""
+    name = objective if isinstance(objective, str) else (objective or {}).get("name")
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    return None if cls is None else cls.layout
 
 
 def check(condition: bool, who: str, message: str) -> None:
@@ -165,9 +197,24 @@ class Loss(nn.Module):
             self.labels.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
         self.needs_features = any(o.needs_features for o in [main, *self.aux])
         self.pointwise = main.pointwise
+        self.layout = main.layout
+        for obj, _ in aux:
+            if obj.layout != main.layout:
+                raise ConfigError(f"aux '{obj.name}' reads {obj.layout} but the main objective "
+                                  f"'{main.name}' reads {main.layout}; combine objectives of one layout")
 
-    def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, float]]:
-        inputs = _prepare(inputs, paired=not self.pointwise)
+    def fit_targets(self, target: Tensor) -> None:
+        """Hand the training targets to every component (item layout; see Objective)."""
+        for obj in [self.main, *self.aux]:
+            obj.fit_targets(torch.as_tensor(target))
+
+    def forward(self, inputs: LossInputs | ItemInputs) -> tuple[Tensor, dict[str, float]]:
+        if self.layout == "items":
+            if not isinstance(inputs, ItemInputs):
+                raise TypeError(f"objective '{self.main.name}' reads ItemInputs, got {type(inputs).__name__}")
+            inputs = _prepare_items(inputs)
+        else:
+            inputs = _prepare(inputs, paired=not self.pointwise)
         total, extras = self.main(inputs)
         logged: dict[str, Tensor] = {f"loss/{self.labels[0]}": total}
         logged.update({f"{self.labels[0]}/{k}": v for k, v in extras.items()})
@@ -200,6 +247,21 @@ def _prepare(inputs: LossInputs, *, paired: bool) -> LossInputs:
                for k, v in inputs.columns.items()}
     return replace(inputs, r_chosen=r_c, r_rejected=r_r, h_chosen=h_c, h_rejected=h_r,
                    columns=columns)
+
+
+def _prepare_items(inputs: ItemInputs) -> ItemInputs:
+    """Check that r and target agree in shape ([N] or [N, K]) and group is [N]; upcast."""
+    r = _upcast(inputs.r)
+    target = torch.as_tensor(inputs.target).to(device=r.device, dtype=r.dtype)
+    if r.ndim not in (1, 2) or target.shape != r.shape:
+        raise ValueError(f"ItemInputs: r must be [N] or [N, K] and target of the same shape, "
+                         f"got {tuple(r.shape)} and {tuple(target.shape)}")
+    group = None if inputs.group is None else torch.as_tensor(inputs.group).to(r.device)
+    if group is not None and group.shape != r.shape[:1]:
+        raise ValueError(f"ItemInputs: group must be [N] = {tuple(r.shape[:1])}, got {tuple(group.shape)}")
+    columns = {k: torch.as_tensor(v).to(device=r.device, dtype=r.dtype)
+               for k, v in inputs.columns.items()}
+    return ItemInputs(r, target, group, columns)
 
 
 def _upcast(t: Tensor) -> Tensor:

@@ -91,7 +91,8 @@ class ModelScorer:
 
     def score(self, items: list[Encoded]) -> np.ndarray:
         """Rewards of a micro-batch, in forward passes of similar lengths (``length_groups``)."""
-        rewards = np.zeros(len(items), dtype=np.float64)
+        k = self.rm.num_labels  # a multi-attribute model scores K columns
+        rewards = np.zeros(len(items) if k == 1 else (len(items), k), dtype=np.float64)
         for group in length_groups([len(e.input_ids) for e in items], self.batch_size, self.max_padding):
             rewards[group] = self.rm.score_encoded([items[i] for i in group], batch_size=len(group))
         return rewards
@@ -189,10 +190,28 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
         metrics.items.labels(endpoint).inc(len(encoded))
         return rewards, encoded
 
+    names = rm.attribute_names if rm.num_labels > 1 else None
+
+    async def gated(prompts, scores: np.ndarray) -> list[float]:
+        """A multi-attribute model's gated scalar (the prompts' vectors, then the gating)."""
+        if rm.gating is None:
+            raise RequestError(422, "no_gating", None, f"this model gives {len(names)} attribute scores "
+                               f"({', '.join(names)}) and no gating; read them from /score")
+        loop = asyncio.get_running_loop()
+        return (await loop.run_in_executor(encoder["pool"], rm.gated, prompts, scores)).tolist()
+
     @app.post("/get_reward")
     async def get_reward(request: Request) -> Response:
         async def work(body):
             rewards, _ = await score_items(parse_get_reward(body, limits), "get_reward")
+            if names is not None:  # the gated scalar from the attribute scores and the prompts
+                prompts = body.get("prompts") if isinstance(body, dict) else None
+                if prompts is None or not all(isinstance(p, str) for p in prompts):
+                    raise RequestError(422, "invalid_request", "prompts", "a multi-attribute model gates its "
+                                       "attributes by the prompt: send 'prompts' (one string per query)")
+                values = await gated(prompts, rewards)
+                return {"rewards": values, "scores": values, "extra_logs": {},
+                        "attributes": rewards.tolist(), "attribute_names": names}
             values = rewards.tolist()
             return {"rewards": values, "scores": values, "extra_logs": {}}
 
@@ -208,8 +227,10 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
             return {
                 "id": f"classify-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()),
                 "model": model_name,
-                "data": [{"index": i, "label": "reward", "probs": [float(p)], "num_classes": 1}
-                         for i, p in enumerate(probs)],
+                "data": ([{"index": i, "label": "reward", "probs": [float(p)], "num_classes": 1}
+                          for i, p in enumerate(probs)] if names is None else  # one prob per attribute
+                         [{"index": i, "label": names[int(np.argmax(p))], "probs": [float(x) for x in p],
+                           "num_classes": len(names)} for i, p in enumerate(probs)]),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
             }
 
@@ -218,8 +239,15 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
     @app.post("/score")
     async def score(request: Request) -> Response:
         async def work(body):
-            rewards, encoded = await score_items(parse_score(body, limits), "score")
+            items = parse_score(body, limits)
+            rewards, encoded = await score_items(items, "score")
             truncation = dict(Counter(e.status for e in encoded if e.status != "ok"))
+            if names is not None:  # the attribute vector of each item, and the gated scalar with a gating
+                out = {"attributes": rewards.tolist(), "attribute_names": names, "model": model_name,
+                       "truncated": truncation}
+                if rm.gating is not None:
+                    out["rewards"] = await gated([item.prompt for item in items], rewards)
+                return out
             return {"rewards": rewards.tolist(), "model": model_name, "truncated": truncation}
 
         return await handle(request, "score", work)

@@ -157,7 +157,7 @@ class MicroBatcher:
             try:
                 rewards = await loop.run_in_executor(self._executor, self.score_fn, items)
                 rewards = np.asarray(rewards, dtype=np.float64)
-                if rewards.shape != (len(items),):
+                if rewards.shape[:1] != (len(items),):  # [n], or [n, K] for a multi-attribute model
                     raise RuntimeError(f"score_fn returned shape {rewards.shape} for {len(items)} items")
             except Exception as e:  # noqa: BLE001 - fail these requests, keep serving
                 log.exception("scoring %d items failed", len(items))

@@ -27,6 +27,7 @@ from rewardlab.models import packing
 from rewardlab.models.pairs import encode_pairs
 from rewardlab.models.reward_model import RewardModel, reward_stats
 from rewardlab.objectives import LossInputs, build_loss
+from rewardlab.objectives.registry import layout_of
 from rewardlab.runinfo import parameter_counts, peak_memory, run_info
 from rewardlab.train import batching, checkpoint, methods
 from rewardlab.train.batching import micro_batches_per_epoch
@@ -153,6 +154,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
+    if layout_of(cfg.objective) == "items":  # regression, correctness, scaled_bt: not on pairs (yet)
+        raise ConfigError(f"objective '{cfg.objective.get('name')}' reads single responses with targets; "
+                          f"fine-tuning trains on pairs: use it on embedding heads "
+                          f"(rewardlab.heads.fit_pointwise_head, docs/attributes.md)")
     _reset_single_process_state()
     ddp_kwargs = DistributedDataParallelKwargs(
         find_unused_parameters=cfg.model.pooling in ("mean", "native") or any(m.find_unused_parameters for m in plugins))
