@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,11 @@ CritiquesOpt = Annotated[Optional[int], typer.Option(
 CritiqueSeedOpt = Annotated[Optional[int], typer.Option(help="Critic-RM: seed of the critique sampling (default: the model's).")]
 CritiqueCacheOpt = Annotated[Optional[Path], typer.Option(
     help="Critic-RM: cache directory of the written critiques (a rerun resumes from it).")]
+# Ensemble directories (ensemble.json; docs/ensembles.md): how the members' rewards are combined.
+AggregationOpt = Annotated[Optional[Literal["mean", "min", "mean_minus_std"]], typer.Option(
+    help="Ensemble: mean, min or mean_minus_std (mean - lambda * std of the members) (default: ensemble.json's).")]
+EnsembleLambdaOpt = Annotated[Optional[float], typer.Option(
+    help="Ensemble: lambda of mean_minus_std, >= 0 (default: ensemble.json's).", min=0)]
 
 
 EVAL_RESULTS = ("results.json", "report.html", "scores.csv")  # what an earlier `eval` left in --out
@@ -46,9 +51,12 @@ def score(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
+    aggregation: AggregationOpt = None,
+    ensemble_lambda: EnsembleLambdaOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques)."""
+    """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques;
+    an ensemble: the aggregate, and the members' spread and rewards)."""
     from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
     from rewardlab.data.table import WRITE_SUFFIXES
@@ -59,11 +67,15 @@ def score(
         if critique_cache is not None:
             writable_dir(critique_cache, "--critique-cache")
         # checked and loaded before the data is read (a Critic-RM also gets its critique settings)
-        rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache)
+        rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache,
+                        aggregation=aggregation, lam=ensemble_lambda)
         table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows))
         s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
         table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
         table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
+        for key in ("spread_chosen", "spread_rejected", "members_chosen", "members_rejected"):  # an ensemble's
+            if key in s:
+                table = table.with_column(key, s[key].tolist())
         for side in ("chosen", "rejected"):  # a Critic-RM's m critiques per response
             if f"critiques_{side}" in s:
                 table = table.with_column(f"critiques_{side}", s[f"critiques_{side}"])

@@ -157,7 +157,7 @@ class MicroBatcher:
             try:
                 rewards = await loop.run_in_executor(self._executor, self.score_fn, items)
                 rewards = np.asarray(rewards, dtype=np.float64)
-                if rewards.shape != (len(items),):
+                if rewards.ndim not in (1, 2) or rewards.shape[0] != len(items):  # 2-D: an ensemble's members
                     raise RuntimeError(f"score_fn returned shape {rewards.shape} for {len(items)} items")
             except Exception as e:  # noqa: BLE001 - fail these requests, keep serving
                 log.exception("scoring %d items failed", len(items))
