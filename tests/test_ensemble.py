@@ -192,8 +192,36 @@ def test_served_ensemble_equals_offline(ens_dir, shared_data):
             assert body["scores"] == body["rewards"] and body["extra_logs"] == {}
             health = c.get("/health").json()
             assert health["ensemble"]["aggregation"] == "mean_minus_std" and len(health["ensemble"]["members"]) == 3
+        # The client as a TRL reward function: the spread of the call's items, recorded per step.
+        from rewardlab.eval.drift import DriftMonitor
+        from rewardlab.serve.client import RemoteReward
+
+        remote = RemoteReward(server.url, batch_size=5, drift=DriftMonitor(None))
+        got = remote(prompts, responses)
+        np.testing.assert_allclose(got, ref.reward, atol=TOL, rtol=0)
+        np.testing.assert_allclose(remote.last_spread, ref.spread, atol=TOL, rtol=0)
+        rec = remote.drift.records[-1]
+        assert rec["spread"] == pytest.approx(ref.spread.mean(), abs=TOL) and rec["length_unit"] == "characters"
+        assert rec["length"] == pytest.approx(np.mean([len(r) for r in responses]))
     finally:
         server.stop()
+
+
+def test_rubric_reward_logs_the_ensemble_spread(ens_dir, tmp_path):
+    from rewardlab.eval.drift import DriftMonitor
+    from rewardlab.rubric.reward import RubricReward
+    from rewardlab.rubric.spec import parse_rubric
+
+    rubric = parse_rubric({"criteria": [{"name": "rm", "scorer": {"type": "reward_model", "path": str(ens_dir)}},
+                                        {"name": "tag", "scorer": {"type": "rule", "contains": "!"}}]})
+    fn = RubricReward(rubric, "weighted_sum", num_generations=2, drift=DriftMonitor(tmp_path / "d.jsonl"))
+    logged = {}
+    fn(prompts=[PROMPTS[0]] * 2 + [PROMPTS[2]] * 2, completions=RESPONSES, log_metric=logged.__setitem__)
+    spread = load_ensemble(ens_dir).score_members([PROMPTS[0]] * 2 + [PROMPTS[2]] * 2, RESPONSES).spread
+    assert logged["rubric/rm/spread"] == pytest.approx(spread.mean())
+    assert "rubric/tag/spread" not in logged
+    rec = json.loads((tmp_path / "d.jsonl").read_text())
+    assert rec["spread"] == pytest.approx(spread.mean()) and rec["step"] == 1
 
 
 # ------------------------------------------------------------------ WARM
