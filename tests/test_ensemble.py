@@ -270,6 +270,14 @@ def test_warm_refuses_other_starts_and_adapters(ens_dir, tiny_llama_dir, tmp_pat
         warm_export([ens_dir / "member-0" / "model", adapter], tmp_path / "w3")
     res = _cli("warm", str(ens_dir / "member-0" / "model"), "--out", str(tmp_path / "w4"))
     assert res.returncode == 2 and "not an ensemble directory" in res.stderr, res.stderr
+    from typer.testing import CliRunner
+
+    from rewardlab.cli import app
+
+    res = CliRunner().invoke(app, ["warm", str(ens_dir), "--out", str(tmp_path / "w2")])  # an earlier export
+    assert res.exit_code == 2 and "holds an earlier run's results" in res.output and "--overwrite" in res.output
+    res = CliRunner().invoke(app, ["eval", "--model", str(ens_dir), "--data", "x.jsonl", "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "it is an ensemble directory (ensemble.json)" in " ".join(res.output.split())
 
 
 # ------------------------------------------------------------------ training an ensemble

@@ -27,7 +27,9 @@ def train(
 
     Writes into the config's output_dir (OUT, default runs/default): OUT/model/ (the exported
     reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/. An OUT holding an
-    earlier run's results needs --resume (continue it) or --overwrite (replace it)."""
+    earlier run's results needs --resume (continue it) or --overwrite (replace it). With a
+    train.ensemble section: k members, each a run directory OUT/member-<i>, and OUT/ensemble.json
+    (--resume continues member by member; docs/ensembles.md)."""
     import os
 
     from rewardlab.config import load_config

@@ -28,7 +28,8 @@ def member_config(cfg: RunConfig, i: int) -> RunConfig:
     ens = cfg.train.ensemble
     tc = cfg.train.model_copy(update={"ensemble": None})
     if ens.vary == "seed":
-        tc = tc.model_copy(update={"seed": cfg.train.seed + i, "data_seed": None})
+        data_seed = None if cfg.train.data_seed is None else cfg.train.data_seed + i
+        tc = tc.model_copy(update={"seed": cfg.train.seed + i, "data_seed": data_seed})
     else:
         base = cfg.train.data_seed if cfg.train.data_seed is not None else cfg.train.seed
         tc = tc.model_copy(update={"data_seed": base + i})
