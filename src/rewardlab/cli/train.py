@@ -57,8 +57,8 @@ def train(
     if cfg.train.ensemble is not None:
         accs = ", ".join("-" if a is None else f"{a:.4f}" for a in summary["member_validation_accuracy"])
         console.print(f"ensemble of {summary['members']} in {out}/: ensemble.json, member-<i>/ (each a run "
-                      f"directory); members' validation accuracy: {accs}\nnext: rewardlab eval --model {out} "
-                      f"--data DATA, or rewardlab serve {out}")
+                      f"directory); members' validation accuracy: {accs}\nnext: rewardlab score --model {out} "
+                      f"--data DATA --out scored.jsonl, rewardlab serve {out}, or rewardlab warm {out} --out DIR")
         return
     if "validation" in summary:
         _print_train_summary(summary)
