@@ -20,6 +20,10 @@ def test_curve_by_hand_peaks_inside():
     np.testing.assert_allclose(c.golden_gain, [0.0, 14 / 9 - 4 / 3, 1.0 - 4 / 3], atol=1e-9)
     np.testing.assert_allclose(c.proxy, [1.0, 3 / 9 + 2 * 5 / 9, 2.0], atol=1e-9)
     assert (c.peak_n, c.n_prompts) == (2, 1)
+    from rewardlab.eval.overopt import peak_index
+
+    # a plateau peaks where it starts, whatever rounding follows; 99% of 1.0 is first reached at index 2
+    assert peak_index([0.0, 0.5, 0.995, 1.0, 1.0 - 1e-12, 1.0]) == (3, 2)
     # a tie: two responses share the top proxy level and split its probability
     t = best_of_n_curve([0.0, 1.0, 1.0], [0.0, 2.0, 4.0], ["a"] * 3, [1000])
     assert t.golden == pytest.approx([3.0])

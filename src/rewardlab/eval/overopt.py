@@ -38,7 +38,9 @@ def _pick_weights(proxy: np.ndarray, ns: np.ndarray) -> np.ndarray:
 @dataclass
 class OveroptCurve:
     """Mean over prompts of the golden and proxy value of the best-of-N pick, per N; gains are
-    relative to N = 1 (the pool's mean), the golden's in units of ``golden_scale``."""
+    relative to N = 1 (the pool's mean), the golden's in units of ``golden_scale``. ``peak_n``: the
+    first N of the largest golden gain (a plateau's start); ``saturation_n``: the first N reaching
+    99% of it. Over-optimisation shows as a golden gain that falls after ``peak_n``."""
 
     ns: list[int]
     kl: list[float]
@@ -48,6 +50,7 @@ class OveroptCurve:
     proxy_gain: list[float]
     peak_n: int
     peak_gain: float
+    saturation_n: int
     n_prompts: int
 
     def as_dict(self) -> dict:
@@ -83,7 +86,18 @@ def best_of_n_curve(proxy, golden, prompt_ids: Iterable[Hashable], ns: Sequence[
     ps = float(p.std()) if proxy_scale is None else float(proxy_scale)
     g_gain = (gold - base_g) / golden_scale
     p_gain = (prox - base_p) / (ps if ps > 0 else 1.0)
-    k = int(np.argmax(g_gain))
+    k, sat = peak_index(g_gain)
     return OveroptCurve(ns=[int(n) for n in n_arr], kl=bon_kl(n_arr).tolist(), golden=gold.tolist(),
                         proxy=prox.tolist(), golden_gain=g_gain.tolist(), proxy_gain=p_gain.tolist(),
-                        peak_n=int(n_arr[k]), peak_gain=float(g_gain[k]), n_prompts=len(groups))
+                        peak_n=int(n_arr[k]), peak_gain=float(g_gain[k]), saturation_n=int(n_arr[sat]),
+                        n_prompts=len(groups))
+
+
+def peak_index(gain, *, tol: float = 1e-9, share: float = 0.99) -> tuple[int, int]:
+    """(peak, saturation) indices of a gain curve: the first N whose gain is within ``tol`` of the
+    largest (a plateau's start, not its rounding noise), and the first N reaching ``share`` of it."""
+    g = np.asarray(gain, dtype=np.float64)
+    top = g.max()
+    peak = int(np.flatnonzero(g >= top - tol)[0])
+    sat = int(np.flatnonzero(g >= share * top)[0]) if top > 0 else peak
+    return peak, sat

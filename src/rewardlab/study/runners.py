@@ -165,6 +165,7 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
     for n, gg, pg in zip(curve.ns, curve.golden_gain, curve.proxy_gain):
         row[f"overopt_golden_{n}"], row[f"overopt_proxy_{n}"] = gg, pg
     row["overopt_peak_n"], row["overopt_peak_gain"] = curve.peak_n, curve.peak_gain
+    row["overopt_saturation_n"] = curve.saturation_n
     row.update({
         "epochs_mean": float(np.mean(epochs)) if len(epochs) else None,
         "val_loss_mean": float(np.mean(val)) if val else None,
