@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.eval.overopt import bon_kl
+from rewardlab.eval.overopt import bon_kl, peak_index
 
 
 def _plt():
@@ -68,7 +68,7 @@ def overopt_plot(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
             prox = [_mean([r.get(f"overopt_proxy_{n}") for r in sub]) for n in ns]
             if all(v is not None for v in gold):
                 ax.plot(kl, gold, marker="o", color=color, label=f"{obj}: golden")
-                peak = int(np.argmax(gold))
+                peak = peak_index(gold)[0]
                 ax.annotate(f"N={ns[peak]}", (kl[peak], gold[peak]), fontsize=7, textcoords="offset points",
                             xytext=(0, 6), ha="center", color=color)
             if all(v is not None for v in prox):
