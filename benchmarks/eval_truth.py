@@ -81,7 +81,8 @@ def main() -> None:
                       f"in {cost['seconds']} s ({cost['responses_per_second']:.1f}/s).", ""]
         lb = (m.get("diagnostics") or {}).get("length_bias") or {}
         if lb:
-            lines += [f"Length bias ({name}, tokens): Spearman(reward, length) {lb.get('spearman_reward_length')}; "
+            unit = str(lb.get("unit", "tokens")).split(" ")[0]  # characters since issue 23 (tokens before)
+            lines += [f"Length bias ({name}, {unit}): Spearman(reward, length) {lb.get('spearman_reward_length')}; "
                       f"accuracy when the chosen is shorter / longer: {pct(lb.get('acc_chosen_shorter'))} / "
                       f"{pct(lb.get('acc_chosen_longer'))}.", ""]
     for c in res.get("comparisons", []):

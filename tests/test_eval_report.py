@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from rewardlab.data.lengths import length_diagnostics
 from rewardlab.eval import metrics
 from rewardlab.eval.report import (
     plot_length_bias,
@@ -33,7 +34,8 @@ def _model(seed: int) -> dict:
         "diagnostics": {
             "pairwise_accuracy": metrics.pairwise_accuracy(r_c, r_r),
             "margin": metrics.margin_summary(r_c, r_r),
-            "length_bias": metrics.length_bias(r_c, r_r, len_c, len_r),
+            "length_bias": {**metrics.length_bias(r_c, r_r, len_c, len_r),
+                            "by_set": {"alpacaeval-easy": length_diagnostics(r_c[:100], r_r[:100], len_c[:100], len_r[:100])}},
             "calibration": {"ece": metrics.expected_calibration_error(d),
                             "temperature": metrics.fit_temperature(d),
                             "reliability": metrics.reliability_curve(d)},
@@ -67,6 +69,8 @@ def test_full_report_is_self_contained(tmp_path):
     assert "<table>" in page and "Chat Hard" in page and "120/200" in page
     assert "Eval &amp; check" in page and "model &lt;B&gt;" in page and "<B>" not in page
     assert "No data for Chat Hard, Prior Sets" in page  # the missing-section note
+    assert "95% interval (Wilson)" in page and "gap: longer − shorter (points)" in page  # length intervals
+    assert "model A, per subset (95% intervals)" in page and "acc. chosen longer (%)" in page
     images = PNG_SRC.findall(page)
     assert len(images) >= 5  # reliability, quantile, comparison + the two figures given
     assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)

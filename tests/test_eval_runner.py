@@ -113,7 +113,16 @@ def test_suite_mode_end_to_end(suite_run):
         d = entry["diagnostics"]
         assert [b["n"] for b in d["accuracy_by_quantile"]["bins"]] and sum(
             b["n"] for b in d["accuracy_by_quantile"]["bins"]) == 17
-        assert d["length_bias"]["unit"].startswith("tokens")
+        assert d["length_bias"]["unit"].startswith("characters")  # as the length rules count
+        assert d["length_bias_tokens"]["unit"].startswith("tokens")
+        lb = d["length_bias"]
+        for side in ("longer", "shorter"):
+            if lb[f"acc_chosen_{side}"] is not None:
+                iv = lb[f"acc_chosen_{side}_interval"]
+                assert iv["low"] <= lb[f"acc_chosen_{side}"] <= iv["high"]
+        assert list(lb["by_set"]) == list(s["subsets"])  # per subset, characters, with intervals
+        for name, split in lb["by_set"].items():
+            assert sum(split[k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == s["subsets"][name]["n"]
         assert set(d["rewards"]) == {"Chat", "Chat Hard", "Reasoning", "Prior Sets"}
         assert 0 <= d["calibration"]["ece"] <= 1 and d["calibration"]["reliability"]
         assert set(entry["truncation"]) == {"chat", "code", "prior"}

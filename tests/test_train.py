@@ -71,8 +71,13 @@ def test_train_writes_every_output(trained_run):
     assert summary["steps"] == 8 and summary["pairs_per_second"] > 0
     assert summary["pairs_seen"] == 8 * 4 and summary["epochs"] == round(8 * 4 / summary["n_train"], 3)
     assert sum(v["n"] for v in summary["validation_by_source"].values()) == 24
+    length = summary["validation"]["length"]  # issue 23: length diagnostics of the validation pairs
+    assert length["unit"] == "characters" and length == val[-1]["length"]
+    assert sum(length[k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == 24
     model_cfg = json.loads((trained_run / "model" / "config.json").read_text())
     assert model_cfg["rewardlab"]["reward_stats_n"] == 32 and model_cfg["rewardlab"]["max_length"] == 64
+    # OpenRLHF's normalisation reads the top-level keys (issue 24)
+    assert (model_cfg["mean"], model_cfg["std"]) == (model_cfg["rewardlab"]["reward_mean"], model_cfg["rewardlab"]["reward_std"])
 
 
 def train_records(run: Path) -> dict[int, dict]:
@@ -190,4 +195,6 @@ def test_two_process_accelerate_launch(tmp_path):
     assert summary["pairs_seen"] == 4 * 4 * 2  # steps x per-process batch x processes
     val = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"validation"' in x]
     assert all(r["n"] == 24 for r in val)  # every validation pair counted once across the two ranks
+    assert all(sum(r["length"][k]["n"] for k in ("chosen_longer", "chosen_shorter", "equal_length")) == 24
+               for r in val)  # the length diagnostics gather every rank's rewards
     assert (run / "model" / "model.safetensors").is_file()

@@ -56,7 +56,8 @@ def score(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques;
-    an ensemble: the aggregate, and the members' spread and rewards)."""
+    an ensemble: the aggregate, and the members' spread and rewards), in input order, keeping every
+    input column (ids, metadata)."""
     from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
     from rewardlab.data.table import WRITE_SUFFIXES
@@ -69,8 +70,12 @@ def score(
         # checked and loaded before the data is read (a Critic-RM also gets its critique settings)
         rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache,
                         aggregation=aggregation, lam=ensemble_lambda)
-        table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows))
+        table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows),
+                                 keep_all_columns=True)
         s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
+        replaced = [c for c in ("reward_chosen", "reward_rejected", "critiques_chosen", "critiques_rejected",
+                                "spread_chosen", "spread_rejected", "members_chosen", "members_rejected")
+                    if table.has(c) and (c.startswith("reward_") or c in s)]
         table = table.with_column("reward_chosen", s["reward_chosen"].tolist())
         table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
         for key in ("spread_chosen", "spread_rejected", "members_chosen", "members_rejected"):  # an ensemble's
@@ -87,6 +92,8 @@ def score(
     notes = input_notes(table.report.to_dict() if table.report else {}, dict(rm.last_truncation))
     if ties:
         notes.append(f"ties (equal rewards): {ties} of {len(table)} pairs")
+    if replaced:
+        notes.append(f"input column(s) {', '.join(replaced)} replaced by this model's scores")
     for note in notes:
         console.print(f"[yellow]data:[/] {escape(note)}", highlight=False)
 
@@ -247,8 +254,11 @@ def print_eval(res: dict) -> None:
             elif cal.get("fit_error"):
                 line += f" (no temperature: {cal['fit_error']})"
             if lb:
-                line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))} / "
-                         f"{_pct(lb.get('acc_chosen_longer'))} %")
+                line += (f"; accuracy when chosen is shorter / longer: {_pct(lb.get('acc_chosen_shorter'))}"
+                         f" [{_ci(lb.get('acc_chosen_shorter_interval'))}] / {_pct(lb.get('acc_chosen_longer'))}"
+                         f" [{_ci(lb.get('acc_chosen_longer_interval'))}] %")
+                if lb.get("spearman_reward_length") is not None:
+                    line += f"; Spearman(reward, length in characters) {lb['spearman_reward_length']:+.2f}"
             console.print(line, highlight=False)
         for warning in m.get("warnings", []):
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

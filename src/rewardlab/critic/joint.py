@@ -12,6 +12,8 @@ each optimizer step.
 
 from __future__ import annotations
 
+import logging
+
 import math
 
 import torch
@@ -20,6 +22,8 @@ from torch import nn
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.models import pairs
 from rewardlab.models.pairs import EncodedPairs
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -105,6 +109,9 @@ def encode_pairs(model, table) -> EncodedPairs:
         cr = critique_text(table[keys[1]][i], origin, keys[1])
         return model.encode_joint(p, c, cc, sft=sft[0]), model.encode_joint(p, r, cr, sft=sft[1])
 
+    n = sum(1 for t in table.template_kwargs() if t)
+    if n:
+        log.warning("%d pair(s) carry tools/chat_template_kwargs; Critic-RM's joint conversations do not use them", n)
     return pairs.encode_pairs(model, table, encode_pair)
 
 

@@ -38,7 +38,7 @@ from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
 from rewardlab.models.locate import resolve
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, Encoded, cut_to_length, pad_batch
-from rewardlab.models.reward_model import ModelSettings, RewardModel, last_index
+from rewardlab.models.reward_model import ModelSettings, RewardModel, last_index, write_openrlhf_stats
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class CriticRewardModel(RewardModel):
         self.settings.chat_template = self.tokenizer.chat_template
         cfg = self.model.config
         cfg.rewardlab = {**asdict(self.settings), "critic": self.critic.model_dump(mode="json")}
+        write_openrlhf_stats(cfg, self.settings)
         cfg.id2label, cfg.label2id = {0: "reward"}, {"reward": 0}  # num_labels = 1 for the classifier
         self.model.save_pretrained(directory, safe_serialization=True)
         # save_pretrained writes its own class only; the sequence classifier of the same model type
@@ -171,7 +172,7 @@ class CriticRewardModel(RewardModel):
         n_crit = sum(1 for i in keep if i >= len(p_ids))
         return JointEncoded([ids[i] for i in keep], None, status, critique_len=n_crit, sft=sft)
 
-    def encode(self, prompt, response) -> Encoded:
+    def encode(self, prompt, response, template=None) -> Encoded:
         raise ConfigError("a Critic-RM scores (prompt, response, critique): use encode_joint, or score() "
                           "which writes the critiques")
 
@@ -186,10 +187,15 @@ class CriticRewardModel(RewardModel):
 
     # ---------------------------------------------------------------- scoring with critiques
     def score(self, prompts, responses, *, batch_size: int = 16, return_features: bool = False,
-              padding_side: str | None = None, progress: bool = False):
+              padding_side: str | None = None, progress: bool = False, templates=None):
         """Rewards averaged over ``critic.critiques`` critiques written by the model (see
         :func:`rewardlab.critic.scoring.score_with_critiques`); the critiques are kept in
-        ``self.last_critiques``."""
+        ``self.last_critiques``. Critique prompts do not carry ``tools``/``chat_template_kwargs``:
+        items that have them are counted in a warning."""
+        n = sum(1 for t in templates or () if t)
+        if n:
+            log.warning("%d item(s) carry tools/chat_template_kwargs; a Critic-RM's critique and scoring "
+                        "prompts do not use them", n)
         out = score_with_critiques(self, prompts, responses, batch_size=batch_size,
                                    padding_side=padding_side, progress=progress)
         self.last_critiques = out.critiques

@@ -9,6 +9,7 @@ format into (prompt, chosen response, rejected response).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, NamedTuple
@@ -66,6 +67,76 @@ def to_messages(prompt: str | list[dict], response: str) -> list[dict]:
     else:
         head = [{"role": "user", "content": prompt}]
     return head + [{"role": "assistant", "content": response}]
+
+
+# ---------------------------------------------------------------- chat template context
+# TRL's RewardTrainer passes a row's ``tools`` and ``chat_template_kwargs`` to the chat template
+# (``apply_chat_template(messages, tools=tools, **chat_template_kwargs)``, a JSON-string ``tools``
+# decoded); rewardlab reads the same two columns and renders them the same way.
+TEMPLATE_COLUMNS = ("tools", "chat_template_kwargs")
+# apply_chat_template's own arguments, which rewardlab sets for each rendering (or, for
+# ``chat_template``, which the model's recorded template decides): a row may not override them.
+RESERVED_TEMPLATE_KEYS = (
+    "conversation", "chat_template", "add_generation_prompt", "continue_final_message", "tokenize",
+    "padding", "truncation", "max_length", "return_tensors", "return_dict", "return_assistant_tokens_mask",
+    "tokenizer_kwargs",
+)
+
+
+def _decode_json(value: str, field: str, expected: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise DataError(field=field, expected=expected, got=f"a string that is not JSON ({err.msg})") from None
+
+
+def check_tools(value: object, field: str = "tools") -> object:
+    """A row's ``tools``: a list of tool (function) schemas, each a JSON object, or that list as a
+    JSON string (as Hub datasets store it; TRL decodes it). None means no tools. Returned as given
+    (a string stays a string, so written outputs keep the input's form)."""
+    expected = "a list of tool schemas (JSON objects), or that list as a JSON string"
+    if value is None:
+        return None
+    decoded = _decode_json(value, field, expected) if isinstance(value, str) else value
+    if not isinstance(decoded, list):
+        raise DataError(field=field, expected=expected, got=type_name(decoded))
+    for i, tool in enumerate(decoded):
+        if not isinstance(tool, dict):
+            raise DataError(field=f"{field}[{i}]", expected="a tool schema (a JSON object)", got=type_name(tool))
+    return value
+
+
+def check_chat_template_kwargs(value: object, field: str = "chat_template_kwargs") -> object:
+    """A row's ``chat_template_kwargs``: an object of template variables (e.g. ``{"enable_thinking":
+    false}``), or that object as a JSON string (CSV cells). None means none. Keys must be strings and
+    must not be arguments rewardlab sets (``RESERVED_TEMPLATE_KEYS``). Returned as given."""
+    expected = "an object of chat template variables, or that object as a JSON string"
+    if value is None:
+        return None
+    decoded = _decode_json(value, field, expected) if isinstance(value, str) else value
+    if not isinstance(decoded, dict):
+        raise DataError(field=field, expected=expected, got=type_name(decoded))
+    for key in decoded:
+        if not isinstance(key, str):
+            raise DataError(field=field, expected="string keys", got=repr(key))
+        if key in RESERVED_TEMPLATE_KEYS:
+            raise DataError(field=f"{field}.{key}", expected="a template variable, not an argument of "
+                            "apply_chat_template that rewardlab sets", got=repr(key))
+    return value
+
+
+def template_kwargs(tools: object = None, chat_template_kwargs: object = None) -> dict | None:
+    """The keyword arguments ``apply_chat_template`` gets for one row, by TRL's rule: ``tools``
+    (decoded from JSON when a string; an empty list is no tools, as TRL's ``tools or None``), then the
+    ``chat_template_kwargs`` entries (which win on a shared key, as in TRL's dict merge). None when
+    the row has neither. Inputs are checked (:func:`check_tools`, :func:`check_chat_template_kwargs`)."""
+    check_tools(tools)
+    check_chat_template_kwargs(chat_template_kwargs)
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    extra = json.loads(chat_template_kwargs) if isinstance(chat_template_kwargs, str) else chat_template_kwargs
+    out = {"tools": tools} if tools else {}
+    out.update(extra or {})
+    return out or None
 
 
 def type_name(value: object) -> str:

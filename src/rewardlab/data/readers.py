@@ -51,6 +51,7 @@ class _Options:
     on_error: str
     keep: tuple[str, ...]
     source: str | None
+    keep_all: bool = False
 
 
 @dataclass
@@ -99,6 +100,7 @@ def load_preferences(
     limit: int | None = None,
     keep_columns: Sequence[str] = (),
     source: str | None = None,
+    keep_all_columns: bool = False,
 ) -> PreferenceTable:
     """Load preference pairs into one validated :class:`PreferenceTable`.
 
@@ -111,7 +113,10 @@ def load_preferences(
 
     Recognised optional columns are carried: ``margin``, ``weight`` (numbers, weight >= 0), ``flip`` (0/1),
     ``id``, ``source`` and numeric ``golden_*``/``strength_*``; other columns are kept only when
-    named in ``keep_columns`` and otherwise listed in ``report.ignored_columns``. The ``source``
+    named in ``keep_columns`` (or, with ``keep_all_columns``, all of them, in the order they first
+    appear: ``rewardlab score`` writes ids and metadata back) and otherwise listed in
+    ``report.ignored_columns``. ``tools`` and ``chat_template_kwargs`` (TRL's columns) are
+    recognised and reach the chat template when the model renders with one. The ``source``
     column is always present: rows without one get the ``source`` argument, else the file stem
     (the directory name for datasets directories, the dataset name for ``hf:``), so per-source
     evaluation always works.
@@ -129,7 +134,8 @@ def load_preferences(
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
     if set(keep_columns) & set(REQUIRED):
         raise ConfigError(f"keep_columns must not name {REQUIRED}; use prompt_key/chosen_key/rejected_key")
-    opts = _Options(Keys(prompt_key, chosen_key, rejected_key), format, on_error, tuple(keep_columns), source)
+    opts = _Options(Keys(prompt_key, chosen_key, rejected_key), format, on_error, tuple(keep_columns), source,
+                    keep_all_columns)
     tables: list[PreferenceTable] = []
     remaining = limit
     for unit in units(spec):
@@ -310,7 +316,7 @@ def _csv_value(name: str, text: str) -> Any:
         return text
     if text == "":
         return None
-    if name in ("id", "source"):
+    if name in ("id", "source", "tools", "chat_template_kwargs"):  # text (the template columns: JSON, checked later)
         return text
     try:
         return float(text)
@@ -428,7 +434,7 @@ def _record(raw: Any, fmt: str, opts: _Options, default_source: str) -> dict:
             continue
         if is_known_column(name):
             record[name] = check_optional(name, value)
-        elif name in opts.keep:
+        elif name in opts.keep or (opts.keep_all and name not in REQUIRED):  # a renamed-away `prompt` stays out
             record[name] = value
     if record.get("source") is None:
         record["source"] = default_source
@@ -450,6 +456,7 @@ def _read_unit(unit: Unit, opts: _Options, limit: int | None) -> PreferenceTable
     records: list[dict] = []
     origin: list[str] = []
     ignored: set[str] = set()
+    extras: dict[str, None] = {}  # with keep_all: the unrecognised columns kept, in order of first appearance
     fmt = None if opts.format == "auto" else opts.format
     detected_at = None
     for loc, raw in unit.rows:
@@ -472,6 +479,8 @@ def _read_unit(unit: Unit, opts: _Options, limit: int | None) -> PreferenceTable
             fmt, detected_at = row_fmt, where
         used = {opts.keys.chosen, opts.keys.rejected} | ({opts.keys.prompt} if fmt != "implicit" else set())
         ignored |= set(row) - used - (set(record) - set(REQUIRED))
+        if opts.keep_all:
+            extras.update((name, None) for name in record if name not in extras)
         report.count_pair(record["chosen"], record["rejected"])
         records.append(record)
         origin.append(where)
@@ -484,7 +493,7 @@ def _read_unit(unit: Unit, opts: _Options, limit: int | None) -> PreferenceTable
                             expected="a column")
     report.n_kept = len(records)
     report.ignored_columns = sorted(ignored)
-    return PreferenceTable.from_records(records, origin, fmt, report, opts.keep)
+    return PreferenceTable.from_records(records, origin, fmt, report, opts.keep + tuple(extras))
 
 
 def _locate(err: DataError, unit: Unit, loc: int, note: str) -> DataError:

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardlab.data.chat import TEMPLATE_COLUMNS, check_chat_template_kwargs, check_tools, template_kwargs
 from rewardlab.errors import ConfigError, DataError
 
 REQUIRED = ("prompt", "chosen", "rejected")
-KNOWN = ("margin", "weight", "source", "id", "flip")
+KNOWN = ("margin", "weight", "source", "id", "flip", *TEMPLATE_COLUMNS)
 NUMERIC_PREFIXES = ("golden_", "strength_")
 WRITE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _N_EXAMPLES = 10
@@ -187,6 +188,14 @@ class PreferenceTable:
         names = self.column_names
         return [dict(zip(names, row)) for row in zip(*(self.columns[n] for n in names))]
 
+    def template_kwargs(self) -> list[dict | None]:
+        """Per row, what the chat template gets besides the messages: ``tools`` and the entries of
+        ``chat_template_kwargs`` (:func:`rewardlab.data.chat.template_kwargs`); None for a row
+        with neither (every row when the table has neither column)."""
+        tools = self.columns.get("tools") or [None] * len(self)
+        extra = self.columns.get("chat_template_kwargs") or [None] * len(self)
+        return [template_kwargs(t, k) for t, k in zip(tools, extra)]
+
     def prompt_key(self, i: int) -> str:
         """Canonical text of prompt ``i`` (JSON for message lists); what :meth:`split` hashes."""
         prompt = self.columns["prompt"][i]
@@ -290,10 +299,15 @@ def check_optional(name: str, value: Any) -> Any:
 
     ``source`` is a string, ``id`` a string or integer, ``weight`` a finite number >= 0 and
     ``margin``, ``golden_*``, ``strength_*`` finite numbers (returned as float), ``flip`` 0 or 1
-    (or a bool).
+    (or a bool); ``tools`` and ``chat_template_kwargs`` as :func:`rewardlab.data.chat.check_tools`
+    and :func:`~rewardlab.data.chat.check_chat_template_kwargs` say (kept as given).
     """
     if value is None:
         return None
+    if name == "tools":
+        return check_tools(value)
+    if name == "chat_template_kwargs":
+        return check_chat_template_kwargs(value)
     if name == "source":
         if not isinstance(value, str):
             raise DataError(field=name, expected="a string", got=type(value).__name__)

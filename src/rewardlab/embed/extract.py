@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 import re
@@ -38,6 +39,8 @@ from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
 from rewardlab.models.locate import resolve
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, RENDER_MODES, Encoded, encode, pad_batch
+
+log = logging.getLogger(__name__)
 
 POOLINGS = ("auto", "last", "cls", "mean")
 
@@ -383,6 +386,9 @@ def embed_table(table, spec: EmbedSpec | None = None, **kwargs) -> dict[str, Any
     """Embeddings of a ``PreferenceTable``'s chosen and rejected responses: ``{"chosen": [n, d],
     "rejected": [n, d], "chosen_key", "rejected_key", "stats"}``."""
     n = len(table)
+    n_templates = sum(1 for t in table.template_kwargs() if t)
+    if n_templates:  # the cache key is (prompt, response): a template would need to join it
+        log.warning("%d pair(s) carry tools/chat_template_kwargs; embeddings do not use them (yet)", n_templates)
     res = embed_texts(list(table["prompt"]) * 2, list(table["chosen"]) + list(table["rejected"]), spec, **kwargs)
     return {"chosen": res.embeddings[:n], "rejected": res.embeddings[n:], "chosen_key": res.keys[:n],
             "rejected_key": res.keys[n:], "stats": res.stats, "cache_dir": res.cache_dir}

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
+from rewardlab.data.lengths import length_diagnostics
+
 __all__ = [
     "correct",
     "pairwise_accuracy",
@@ -230,6 +232,10 @@ def length_bias(r_c: Any, r_r: Any, len_c: Any, len_r: Any) -> dict[str, Any]:
       are none), with their counts ``n_chosen_shorter`` / ``n_chosen_longer``; ``n_equal``
       counts pairs of equal length. A length-biased model scores high on "longer" and low on
       "shorter".
+    - intervals (95%, :func:`rewardlab.data.lengths.length_diagnostics`): ``spearman_interval``
+      (Fisher z), ``acc_chosen_shorter_interval`` / ``acc_chosen_longer_interval`` (Wilson),
+      ``acc_equal`` (accuracy on equal lengths) and ``gap_longer_minus_shorter`` (the difference
+      of the two accuracies with Newcombe's interval).
     Lengths are in any unit (characters, tokens) as long as both sides use the same one.
     """
     c, r = _pairs(r_c, r_r, finite=True)
@@ -244,7 +250,19 @@ def length_bias(r_c: Any, r_r: Any, len_c: Any, len_r: Any) -> dict[str, Any]:
         "acc_chosen_longer": _accuracy(ok[longer]),
         "n_chosen_longer": int(longer.sum()),
         "n_equal": int((lc == lr).sum()),
+        **_length_intervals(length_diagnostics(c, r, lc, lr)),
     }
+
+
+def _length_intervals(d: dict[str, Any]) -> dict[str, Any]:
+    def bounds(v: dict[str, Any]) -> dict[str, Any]:
+        return {"low": v["low"], "high": v["high"]}
+
+    return {"spearman_interval": {**bounds(d["spearman"]), "method": d["spearman"]["method"]},
+            "acc_chosen_shorter_interval": bounds(d["chosen_shorter"]),
+            "acc_chosen_longer_interval": bounds(d["chosen_longer"]),
+            "acc_equal": d["equal_length"]["accuracy"], "acc_equal_interval": bounds(d["equal_length"]),
+            "gap_longer_minus_shorter": d["gap"]}
 
 
 # ----------------------------------------------------------------------------- calibration

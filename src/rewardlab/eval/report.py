@@ -472,14 +472,53 @@ def _length_section(models: Mapping[str, Mapping[str, Any]]) -> str:
         return ""
     units = list(dict.fromkeys(str(b["unit"]) for b in bias.values() if b.get("unit")))
     unit = f"<p>Lengths in {html.escape(', '.join(units))}.</p>" if units else ""
-    return "<h3>Length bias</h3>" + unit + _metric_rows(bias, list(bias), [
+    rows = [
         ("Spearman(reward, length), all responses", "spearman_reward_length", _num),
+        ("95% interval (Fisher z)", "spearman_interval", _span(_num)),
         ("accuracy, chosen shorter (%)", "acc_chosen_shorter", _pct),
+        ("95% interval (Wilson)", "acc_chosen_shorter_interval", _span(_pct)),
         ("pairs with chosen shorter", "n_chosen_shorter", _num),
         ("accuracy, chosen longer (%)", "acc_chosen_longer", _pct),
+        ("95% interval (Wilson)", "acc_chosen_longer_interval", _span(_pct)),
         ("pairs with chosen longer", "n_chosen_longer", _num),
+        ("gap: longer − shorter (points)", "gap_longer_minus_shorter", _gap),
         ("pairs of equal length", "n_equal", _num),
-    ])
+    ]
+    rows = [row for row in rows if not row[1].endswith(("_interval", "_minus_shorter"))
+            or any(b.get(row[1]) is not None for b in bias.values())]  # results written before the intervals
+    out = "<h3>Length bias</h3>" + unit + _metric_rows(bias, list(bias), rows)
+    for m, b in bias.items():
+        if b.get("by_set"):
+            rows = [("", [html.escape(str(name)), _num(d["spearman"]["rho"]),
+                          *(f"{_pct(d[k]['accuracy'])} {_span(_pct)(d[k])}" for k in ("chosen_shorter", "chosen_longer")),
+                          _num(d["chosen_shorter"]["n"]), _num(d["chosen_longer"]["n"]), _gap(d["gap"])])
+                    for name, d in b["by_set"].items()]
+            out += f"<p>{html.escape(m)}, per subset (95% intervals):</p>" + _table(
+                ["subset", "Spearman", "acc. chosen shorter (%)", "acc. chosen longer (%)", "n shorter",
+                 "n longer", "gap (points)"], rows)
+    tokens = _diagnostic(models, "length_bias_tokens")
+    if tokens:
+        out += "<p>The same in the model's tokens:</p>" + _metric_rows(tokens, list(tokens), [
+            ("Spearman(reward, length in tokens)", "spearman_reward_length", _num),
+            ("accuracy, chosen shorter in tokens (%)", "acc_chosen_shorter", _pct),
+            ("accuracy, chosen longer in tokens (%)", "acc_chosen_longer", _pct),
+        ])
+    return out
+
+
+def _span(fmt):
+    """A formatter of a ``{"low", "high"}`` interval with ``fmt`` for each end."""
+    def show(v):
+        if not isinstance(v, Mapping) or v.get("low") is None:
+            return "—"
+        return f"{fmt(v['low'])} – {fmt(v['high'])}"
+    return show
+
+
+def _gap(v) -> str:
+    if not isinstance(v, Mapping) or v.get("estimate") is None:
+        return "—"
+    return f"{100 * v['estimate']:+.1f} [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]"
 
 
 def _quantile_section(models: Mapping[str, Mapping[str, Any]]) -> str:

@@ -47,6 +47,7 @@ import numpy as np
 
 from rewardlab.data import load_preferences
 from rewardlab.data.items import is_item_spec, read_items, unique_inputs
+from rewardlab.data.lengths import length_diagnostics, response_lengths
 from rewardlab.data.readers import HubUnreachable
 from rewardlab.errors import ConfigError, DataError
 from rewardlab.eval import assess, metrics, stats
@@ -80,7 +81,8 @@ SUBSAMPLE_METHOD = (
     "per subset (per dataset in data mode): the N pairs with the smallest SHA-256 of "
     "(prompt, chosen, rejected), kept in file order"
 )
-LENGTH_UNIT = "tokens (model tokenizer, response text only, before truncation)"
+LENGTH_UNIT = "characters (response text; a message list: its contents)"  # as the length rules count
+TOKEN_LENGTH_UNIT = "tokens (model tokenizer, response text only, before truncation)"
 _EXAMPLES = 5
 
 Log = Callable[[str], None]
@@ -159,7 +161,8 @@ class Evaluation:
     """What :func:`evaluate` returns: the JSON-ready ``results`` and the per-pair arrays.
 
     ``scores[model]`` has ``reward_chosen``/``reward_rejected`` (float64, one per evaluated
-    pair, in ``pairs`` order), ``distance`` and ``len_chosen``/``len_rejected``; ``pairs`` has
+    pair, in ``pairs`` order), ``distance``, ``len_chosen``/``len_rejected`` (characters) and
+    ``tokens_chosen``/``tokens_rejected`` (the model's tokens); ``pairs`` has
     per-pair ``dataset``, ``set``, ``category``, ``source``, ``id`` and ``origin`` lists.
     """
 
@@ -354,8 +357,10 @@ def _token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
 
 def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progress: bool,
                  log: Log, name: str) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
-    """Rewards, ‖h_c − h_r‖ and response token lengths of every evaluated pair (``parts`` order)."""
-    keys = ("reward_chosen", "reward_rejected", "distance", "len_chosen", "len_rejected")
+    """Rewards, ‖h_c − h_r‖ and response lengths (characters; tokens as ``tokens_*``) of every
+    evaluated pair (``parts`` order)."""
+    keys = ("reward_chosen", "reward_rejected", "distance", "len_chosen", "len_rejected", "tokens_chosen",
+            "tokens_rejected")
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     truncation = {}
     for part in parts:
@@ -368,9 +373,22 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         out["reward_rejected"].append(s["reward_rejected"])
         diff = s["features_chosen"].astype(np.float64) - s["features_rejected"].astype(np.float64)
         out["distance"].append(np.linalg.norm(diff, axis=1))
-        out["len_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
-        out["len_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
+        out["len_chosen"].append(response_lengths(part.table["chosen"]))  # characters
+        out["len_rejected"].append(response_lengths(part.table["rejected"]))
+        out["tokens_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
+        out["tokens_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}, truncation
+
+
+def length_by_set(s: dict[str, np.ndarray], sets: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per subset (suite) or dataset (data mode): :func:`rewardlab.data.lengths.length_diagnostics`
+    of its pairs (characters): where a model's length preference helps and where it hurts."""
+    out = {}
+    for name in dict.fromkeys(sets):
+        idx = np.asarray([i for i, x in enumerate(sets) if x == name])
+        out[name] = length_diagnostics(s["reward_chosen"][idx], s["reward_rejected"][idx],
+                                       s["len_chosen"][idx], s["len_rejected"][idx])
+    return out
 
 
 def _fit_temperature(model: RewardModel, spec: str, table, batch_size: int, progress: bool) -> dict[str, Any]:
@@ -827,6 +845,10 @@ def evaluate(
                 temperature=(calib or {}).get("temperature"), n_bins=4,
             )
             diag["length_bias"]["unit"] = LENGTH_UNIT
+            diag["length_bias"]["by_set"] = length_by_set(s, pairs["set"])
+            diag["length_bias_tokens"] = {**metrics.length_bias(s["reward_chosen"], s["reward_rejected"],
+                                                                s["tokens_chosen"], s["tokens_rejected"]),
+                                          "unit": TOKEN_LENGTH_UNIT}
             if calib:
                 diag["calibration"].update({k: v for k, v in calib.items() if k != "temperature"})
             entry["diagnostics"] = diag

@@ -46,12 +46,19 @@ def prompt_as_text(prompt) -> str:
     return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
 
 
-def render(tokenizer, mode: str, prompt, response: str) -> tuple[str, str]:
-    """Return (prompt_text, response_text) for the chosen render mode."""
+def render(tokenizer, mode: str, prompt, response: str, template: dict | None = None) -> tuple[str, str]:
+    """Return (prompt_text, response_text) for the chosen render mode.
+
+    ``template``: further keyword arguments of ``apply_chat_template`` for this item (a row's
+    ``tools`` and ``chat_template_kwargs``, :meth:`rewardlab.data.PreferenceTable.template_kwargs`),
+    given to both renderings (prompt and full conversation); only the ``chat`` mode has a template
+    to give them to.
+    """
     if mode == "chat":
         messages = to_messages(prompt, response)
-        prefix = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        extra = template or {}
+        prefix = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True, **extra)
+        full = tokenizer.apply_chat_template(messages, tokenize=False, **extra)
         if full.startswith(prefix):
             return prefix, full[len(prefix):]
         return prefix, response
@@ -81,11 +88,12 @@ def cut_to_length(ids: list[int], roles: list[int | None], max_length: int, poli
     return [i for i in range(len(ids)) if i not in drop], status
 
 
-def encode(tokenizer, mode: str, prompt, response: str, max_length: int, policy: str) -> Encoded:
-    """Encode one item under a render mode and an over-length policy."""
+def encode(tokenizer, mode: str, prompt, response: str, max_length: int, policy: str,
+           template: dict | None = None) -> Encoded:
+    """Encode one item under a render mode and an over-length policy (``template``: see :func:`render`)."""
     if policy not in OVERLENGTH_POLICIES:
         raise ConfigError(f"overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}")
-    p_text, r_text = render(tokenizer, mode, prompt, response)
+    p_text, r_text = render(tokenizer, mode, prompt, response, template)
     type_ids = None
     if mode == "pair":
         enc = tokenizer(p_text, r_text, add_special_tokens=True)
@@ -103,6 +111,12 @@ def encode(tokenizer, mode: str, prompt, response: str, max_length: int, policy:
     if type_ids is not None:
         type_ids = [type_ids[i] for i in keep]
     return Encoded(ids, type_ids, status)
+
+
+def unused_templates(mode: str, templates) -> int:
+    """How many items carry template arguments (tools, chat_template_kwargs) that a render mode
+    without a chat template cannot use (0 in ``chat`` mode): callers report the count."""
+    return 0 if mode == "chat" or templates is None else sum(1 for t in templates if t)
 
 
 def generation_marker(tokenizer) -> str | None:
@@ -159,9 +173,12 @@ def encode_text(tokenizer, mode: str, text: str, max_length: int, policy: str,
     return Encoded(ids, type_ids, status)
 
 
-def encode_many(tokenizer, mode, prompts, responses, max_length, policy) -> tuple[list[Encoded], Counter]:
-    """Encode a list of items; also return the count of each truncation status."""
-    out = [encode(tokenizer, mode, p, r, max_length, policy) for p, r in zip(prompts, responses)]
+def encode_many(tokenizer, mode, prompts, responses, max_length, policy,
+                templates=None) -> tuple[list[Encoded], Counter]:
+    """Encode a list of items (``templates``: one :func:`render` template per item, or None);
+    also return the count of each truncation status."""
+    templates = templates if templates is not None else [None] * len(prompts)
+    out = [encode(tokenizer, mode, p, r, max_length, policy, t) for p, r, t in zip(prompts, responses, templates)]
     return out, Counter(e.status for e in out)
 
 

@@ -317,8 +317,10 @@ def score_table_pairs(reward_model, table, *, batch_size: int = 16, return_featu
 
     rm, s = reward_model, reward_model.settings
     policy = "truncate_right" if s.overlength == "drop" else s.overlength
-    chosen, rejected = ([encode(rm.tokenizer, s.render, p, y, s.max_length, policy)
-                         for p, y in zip(table["prompt"], table[side])] for side in ("chosen", "rejected"))
+    templates = table.template_kwargs()  # a row's tools / chat_template_kwargs: the same on both sides
+    rm.note_unused_templates(templates)
+    chosen, rejected = ([encode(rm.tokenizer, s.render, p, y, s.max_length, policy, t)
+                         for p, y, t in zip(table["prompt"], table[side], templates)] for side in ("chosen", "rejected"))
     rm.last_truncation = Counter(e.status for e in chosen + rejected)
     n = len(chosen)
     out = {"reward_chosen": np.zeros(n), "reward_rejected": np.zeros(n)}

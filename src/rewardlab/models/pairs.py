@@ -33,10 +33,14 @@ def encode_pairs(model, table, encode_pair=None) -> EncodedPairs:
     """Encode every pair of a PreferenceTable with the model's tokenization settings.
 
     ``encode_pair(i, prompt, chosen, rejected) -> (Encoded, Encoded)`` replaces the default
-    ``model.encode`` of each side (Critic-RM encodes joint conversations with critiques)."""
+    ``model.encode`` of each side (Critic-RM encodes joint conversations with critiques). The
+    default gives each row's ``tools``/``chat_template_kwargs`` to the chat template."""
     if encode_pair is None:
+        templates = table.template_kwargs()
+        model.note_unused_templates(templates)
+
         def encode_pair(i, p, c, r):
-            return model.encode(p, c), model.encode(p, r)
+            return model.encode(p, c, templates[i]), model.encode(p, r, templates[i])
     chosen, rejected, rows = [], [], []
     counts: Counter = Counter()
     dropped = 0

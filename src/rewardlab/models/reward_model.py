@@ -29,7 +29,7 @@ from torch import nn
 
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone, lora, packing
-from rewardlab.models.inputs import Encoded, encode, pad_batch
+from rewardlab.models.inputs import Encoded, encode, pad_batch, unused_templates
 from rewardlab.models.locate import REWARD_MODEL, expected, locate_model, resolve
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,29 @@ class ModelSettings:
     render: str = "auto"  # auto | chat | pair | concat
     padding_side: str = "right"
     base_model: str = ""
-    reward_mean: float | None = None
-    reward_std: float | None = None
+    reward_mean: float | None = None  # also written as top-level config.json `mean` (OpenRLHF)
+    reward_std: float | None = None  # also written as top-level config.json `std` (OpenRLHF)
     reward_stats_n: int | None = None
     hf_compatible: bool = True
     chat_template: str | None = None  # the template used when render == "chat" (also saved with the tokenizer)
+
+
+def reward_stats(rewards) -> tuple[float, float]:
+    """(mean, std) of rewards as OpenRLHF's reward trainer computes the ``mean``/``std`` it writes to
+    ``config.json``: the mean, and the sample standard deviation (``torch.std``: n − 1) clamped to
+    at least 1e-8, so ``(r − mean) / std`` never divides by zero."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2:
+        raise ValueError(f"reward_stats: expected at least two rewards, got shape {r.shape}")
+    return float(r.mean()), max(float(r.std(ddof=1)), 1e-8)
+
+
+def write_openrlhf_stats(config, settings: "ModelSettings") -> None:
+    """Copy the reward statistics to the top-level ``mean`` and ``std`` of a model config: OpenRLHF
+    (``get_llm_for_sequence_regression(..., normalize_reward=True)``) reads them from ``config.json``
+    and returns ``(r − mean) / std`` at inference (OpenRLHF #693). Absent stats write nothing."""
+    if settings.reward_mean is not None and settings.reward_std is not None:
+        config.mean, config.std = float(settings.reward_mean), float(settings.reward_std)
 
 
 def _is_decoder_style(model) -> bool:
@@ -145,6 +163,7 @@ class RewardModel(nn.Module):
         if self.settings.render == "chat":
             self.settings.chat_template = self.tokenizer.chat_template
         self.model.config.rewardlab = asdict(self.settings)
+        write_openrlhf_stats(self.model.config, self.settings)
         self.model.config.id2label = {0: "reward"}
         self.model.config.label2id = {"reward": 0}
         self.model.save_pretrained(directory, safe_serialization=True)
@@ -201,9 +220,20 @@ class RewardModel(nn.Module):
     def pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
-    def encode(self, prompt, response) -> Encoded:
+    def encode(self, prompt, response, template: dict | None = None) -> Encoded:
+        """One item's tokens (``template``: a row's ``tools``/``chat_template_kwargs`` for the chat
+        template, as :meth:`rewardlab.data.PreferenceTable.template_kwargs` gives them)."""
         s = self.settings
-        return encode(self.tokenizer, s.render, prompt, response, s.max_length, s.overlength)
+        return encode(self.tokenizer, s.render, prompt, response, s.max_length, s.overlength, template)
+
+    def note_unused_templates(self, templates) -> int:
+        """Log (and return) how many items carry tools/chat_template_kwargs that this model's render
+        mode cannot use (it has no chat template): nothing is dropped without a word."""
+        n = unused_templates(self.settings.render, templates)
+        if n:
+            log.warning("%d item(s) carry tools/chat_template_kwargs, but this model renders %r (no chat "
+                        "template): they are not used", n, self.settings.render)
+        return n
 
     def collate(self, items: list[Encoded], padding_side: str | None = None) -> dict[str, torch.Tensor]:
         return pad_batch(items, self.pad_id, padding_side or self.settings.padding_side)
@@ -211,16 +241,20 @@ class RewardModel(nn.Module):
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
     def score(self, prompts, responses, *, batch_size: int = 16, return_features: bool = False,
-              padding_side: str | None = None, progress: bool = False):
+              padding_side: str | None = None, progress: bool = False, templates=None):
         """Rewards for (prompt, response) items, as a float64 numpy array (and features).
 
         Items are batched by length (less padding) and returned in input order. Items the
         ``drop`` policy would drop are scored truncated from the right instead: evaluation must
-        score every item; the counts are in ``self.last_truncation``.
+        score every item; the counts are in ``self.last_truncation``. ``templates``: per item, the
+        chat template's further arguments (``tools``, ``chat_template_kwargs``) or None.
         """
         s = self.settings
         policy = "truncate_right" if s.overlength == "drop" else s.overlength
-        items = [encode(self.tokenizer, s.render, p, r, s.max_length, policy) for p, r in zip(prompts, responses)]
+        templates = list(templates) if templates is not None else [None] * len(prompts)
+        self.note_unused_templates(templates)
+        items = [encode(self.tokenizer, s.render, p, r, s.max_length, policy, t)
+                 for p, r, t in zip(prompts, responses, templates)]
         self.last_truncation = Counter(e.status for e in items)
         return self.score_encoded(items, batch_size=batch_size, return_features=return_features,
                                   padding_side=padding_side, progress=progress)
@@ -259,7 +293,7 @@ class RewardModel(nn.Module):
         prompts = list(table["prompt"]) * 2
         responses = list(table["chosen"]) + list(table["rejected"])
         out = self.score(prompts, responses, batch_size=batch_size, return_features=return_features,
-                         progress=progress)
+                         progress=progress, templates=table.template_kwargs() * 2)
         rewards, feats = out if return_features else (out, None)
         result = {"reward_chosen": rewards[:n], "reward_rejected": rewards[n:]}
         if feats is not None:

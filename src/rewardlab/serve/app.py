@@ -66,7 +66,12 @@ class ModelScorer:
         length = s.max_length if max_length is None else min(max_length, s.max_length)
         if isinstance(item, TextItem):
             return encode_text(self.rm.tokenizer, s.render, item.text, length, self.policy, self.marker)
-        return encode(self.rm.tokenizer, s.render, item.prompt, item.response, length, self.policy)
+        if item.template and s.render != "chat":  # nowhere to put them: refused, not ignored
+            key = "tools" if "tools" in item.template else "chat_template_kwargs"
+            raise RequestError(422, "unprocessable_item", f"{item.field}.{key}" if item.field else key,
+                               f"this model renders {s.render!r} without a chat template, so tools and "
+                               "chat_template_kwargs cannot reach it")
+        return encode(self.rm.tokenizer, s.render, item.prompt, item.response, length, self.policy, item.template)
 
     def encode_all(self, items, max_length: int | None = None) -> list[Encoded]:
         """Every item encoded; an item the encoding refuses (its chat template raises, its text
@@ -75,7 +80,7 @@ class ModelScorer:
         for item in items:
             try:
                 out.append(self.encode(item, max_length))
-            except MemoryError:
+            except (MemoryError, RequestError):
                 raise
             except Exception as e:  # noqa: BLE001 - whatever the tokenizer or template raises on this input
                 log.info("refused %s: %s: %s", item.field or "an item", type(e).__name__, e)

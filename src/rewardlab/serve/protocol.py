@@ -12,7 +12,9 @@ Three protocols (METHODS.md §9):
   and ``truncate_prompt_tokens`` are honoured, other vLLM fields are ignored.
 - ``/score`` (rewardlab's own): ``{"items": [{"prompt": str | messages, "response": str} |
   {"messages": [...]}]}``, rendered exactly as ``rewardlab score`` renders a pair
-  (:class:`PairItem`). Unknown keys are errors here (a misspelt ``respone`` must not pass).
+  (:class:`PairItem`); either form may add TRL's ``tools`` and ``chat_template_kwargs``, which
+  reach the chat template as a data row's do. Unknown keys are errors here (a misspelt
+  ``respone`` must not pass).
 
 Hand-written rather than pydantic models: the protocols take unions (a string or a list of
 strings, a prompt string or a message list) and every error must name the exact element
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field as dc_field
 
-from rewardlab.data.chat import type_name, validate_messages
+from rewardlab.data.chat import TEMPLATE_COLUMNS, template_kwargs, type_name, validate_messages
 from rewardlab.errors import DataError, RewardlabError
 
 MAX_INT_DIGITS = 40  # an integer of more digits in a request is kept as LongInteger (no 5,000-digit ints)
@@ -108,6 +110,7 @@ class PairItem:
     prompt: str | list[dict]
     response: str
     field: str = dc_field(default="", compare=False)
+    template: dict | None = None  # the chat template's further arguments: tools, chat_template_kwargs
 
 
 @dataclass(frozen=True)
@@ -234,8 +237,18 @@ def parse_classify(body: object, limits: Limits) -> ClassifyRequest:
     return ClassifyRequest(items, model, use_activation, truncate)
 
 
+def _template(obj: dict, field: str) -> dict | None:
+    """An item's ``tools`` and ``chat_template_kwargs`` checked as in data files (errors name the
+    element, e.g. ``items[2].tools[0]``), as ``apply_chat_template`` arguments (TRL's rule)."""
+    try:
+        return template_kwargs(obj.get("tools"), obj.get("chat_template_kwargs"))
+    except DataError as e:
+        raise invalid(f"{field}.{e.field}", e.expected or "a valid value", e.got) from None
+
+
 def parse_score(body: object, limits: Limits) -> list[PairItem]:
-    """rewardlab's ``/score``: ``{"items": [{"prompt", "response"} | {"messages"}]}``."""
+    """rewardlab's ``/score``: ``{"items": [{"prompt", "response"} | {"messages"}]}``, each with
+    optional ``tools`` and ``chat_template_kwargs``."""
     body = _object(body)
     _unknown_keys(body, ("items",), "")
     values = _list(_required(body, "items"), "items", limits)
@@ -244,15 +257,16 @@ def parse_score(body: object, limits: Limits) -> list[PairItem]:
         field = f"items[{i}]"
         obj = _object(value, field)
         if "messages" in obj:
-            _unknown_keys(obj, ("messages",), field)
-            items.append(_conversation(obj["messages"], f"{field}.messages", limits))
+            _unknown_keys(obj, ("messages", *TEMPLATE_COLUMNS), field)
+            pair = _conversation(obj["messages"], f"{field}.messages", limits)
+            items.append(PairItem(pair.prompt, pair.response, pair.field, _template(obj, field)))
             continue
-        _unknown_keys(obj, ("prompt", "response"), field)
+        _unknown_keys(obj, ("prompt", "response", *TEMPLATE_COLUMNS), field)
         prompt = _required(obj, "prompt", f"{field}.prompt")
         if isinstance(prompt, list):
             prompt = _messages(prompt, f"{field}.prompt", limits)
         else:
             prompt = _text(prompt, f"{field}.prompt", limits)
         response = _text(_required(obj, "response", f"{field}.response"), f"{field}.response", limits)
-        items.append(PairItem(prompt, response, field))
+        items.append(PairItem(prompt, response, field, _template(obj, field)))
     return items

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from rewardlab.config import RunConfig, dump_config
+from rewardlab.data.lengths import length_diagnostics, length_summary_line, response_lengths
 from rewardlab.errors import ConfigError
 from rewardlab.models import packing
 from rewardlab.models.pairs import encode_pairs
-from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.reward_model import RewardModel, reward_stats
 from rewardlab.objectives import LossInputs, build_loss
 from rewardlab.runinfo import parameter_counts, peak_memory, run_info
 from rewardlab.train import batching, checkpoint, methods
@@ -98,11 +99,14 @@ def _write_jsonl(path: Path, record: dict) -> None:
 
 
 def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None,
-             packing_mode: str = "none") -> dict:
+             packing_mode: str = "none", lengths: tuple | None = None) -> dict:
     """Accuracy (a tie is wrong), mean margin, reward mean/std; reduced across processes.
 
     With ``groups`` (a label per pair, e.g. its source), also ``by_group``: {label: {n, correct,
     accuracy}} as ``accuracy_by_group``, so the end of the run need not score the pairs again.
+    With ``lengths`` (the chosen and rejected response lengths of each pair, in characters), also
+    ``length``: :func:`rewardlab.data.lengths.length_diagnostics` on all pairs (the rewards
+    gathered from every process).
     """
     rank, world = accelerator.process_index, accelerator.num_processes
     idx = list(range(rank, len(pairs), world))
@@ -120,6 +124,13 @@ def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: li
     mean = rsum / max(2 * n, 1)
     out = {"n": int(n), "accuracy": correct / max(n, 1), "mean_margin": margin / max(n, 1),
            "reward_mean": mean, "reward_std": math.sqrt(max(rsq / max(2 * n, 1) - mean ** 2, 0.0))}
+    if lengths is not None and n:
+        from accelerate.utils import gather_object
+
+        got = gather_object([(i, float(c), float(r_)) for i, c, r_ in zip(idx, rc, rr)])
+        order = np.asarray([g[0] for g in got], dtype=np.int64)
+        out["length"] = length_diagnostics([g[1] for g in got], [g[2] for g in got],
+                                           np.asarray(lengths[0])[order], np.asarray(lengths[1])[order])
     if groups is not None:
         labels = list(dict.fromkeys(groups))  # order of first appearance, the same on every rank
         counts = torch.zeros(len(labels), 2, dtype=torch.float64)
@@ -228,8 +239,14 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         if main:
             _write_jsonl(metrics_path, record)
         if tc.report_to:
-            accelerator.log({f"{record['split']}/{k}": v for k, v in record.items()
-                             if isinstance(v, (int, float)) and k != "step"}, step=record["step"])
+            values = {f"{record['split']}/{k}": v for k, v in record.items()
+                      if isinstance(v, (int, float)) and k != "step"}
+            length = record.get("length") or {}  # trackers take numbers: the length diagnostics' estimates
+            for name, block, key in (("spearman", "spearman", "rho"), ("acc_chosen_longer", "chosen_longer", "accuracy"),
+                                      ("acc_chosen_shorter", "chosen_shorter", "accuracy")):
+                if (length.get(block) or {}).get(key) is not None:
+                    values[f"{record['split']}/length_{name}"] = length[block][key]
+            accelerator.log(values, step=record["step"])
 
     bar = None
     if main and tc.progress:
@@ -244,6 +261,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     if val_pairs is not None and len(val_pairs):
         val_sources = ([tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source")
                        else ["all"] * len(val_pairs))
+        val_lengths = tuple(response_lengths([tables.validation[side][i] for i in val_pairs.rows])
+                            for side in ("chosen", "rejected"))  # characters, as eval counts them
     order_seed = tc.seed if tc.data_seed is None else tc.data_seed  # the data order (an ensemble member's)
     postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
@@ -298,10 +317,12 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                     bar.set_postfix(postfix)
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
                 val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
-                               packing_mode=packing_mode)
+                               packing_mode=packing_mode, lengths=val_lengths)
                 by_source = val.pop("by_group")
                 last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
+                if main and "length" in val:
+                    log.info("validation at step %d: %s", progress.step, length_summary_line(val["length"]))
                 inner.model.train()
                 postfix["val_acc"] = f"{last_val['accuracy']:.3f}"  # validation in the progress line too
                 if bar is not None:
@@ -376,7 +397,7 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
             pick = np.random.default_rng(tc.seed).permutation(len(train_pairs))[:n_stats]
             items = [train_pairs.chosen[i] for i in pick] + [train_pairs.rejected[i] for i in pick]
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
-            model.settings.reward_mean, model.settings.reward_std = float(r.mean()), float(r.std())
+            model.settings.reward_mean, model.settings.reward_std = reward_stats(r)  # OpenRLHF's definition
             model.settings.reward_stats_n = int(len(r))
         summary["parameters"] = parameter_counts(model)
         exported = methods.first(m.export(model, out / "model") for m in plugins)  # LoRA: merged and/or adapter
