@@ -50,6 +50,23 @@ class DataConfig(_Strict):
     max_val_pairs: int | None = Field(None, gt=0)
 
 
+class EnsembleConfig(_Strict):
+    """``train.ensemble``: train ``members`` reward models with the one loop, each a normal run
+    directory ``OUT/member-<i>``, and ``OUT/ensemble.json`` naming them (docs/ensembles.md).
+    ``vary: seed``: member i runs with ``train.seed + i`` (head initialisation and data order);
+    ``vary: order``: every member keeps ``train.seed`` (the same start: WARM can average them) and
+    reads the data in the order of ``train.data_seed = train.seed + i``. ``aggregation``,
+    ``lambda`` and ``normalize`` are the defaults written into ensemble.json for scoring."""
+
+    members: int = Field(5, ge=2)
+    vary: Literal["seed", "order"] = "seed"
+    aggregation: Literal["mean", "min", "mean_minus_std"] = "mean"
+    lambda_: float = Field(1.0, ge=0, alias="lambda")
+    normalize: bool = True
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False, populate_by_name=True)
+
+
 class TrainConfig(_Strict):
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0)
@@ -62,6 +79,9 @@ class TrainConfig(_Strict):
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "bf16"] = "no"
     seed: int = 42
+    # The data order's seed (None: ``seed``), as transformers' TrainingArguments.data_seed; an
+    # ensemble with vary: order sets it per member.
+    data_seed: int | None = None
     eval_every: int = Field(100, gt=0)
     save_every: int = Field(200, gt=0)
     save_total_limit: int = Field(2, gt=0)
@@ -78,6 +98,7 @@ class TrainConfig(_Strict):
     # dropout noise (0.43 vs 0.05 on HumanEvalPack, FIDELITY.md 000). Also a quarter of a MiniLM step.
     disable_dropout: bool = True
     packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
+    ensemble: EnsembleConfig | None = None  # None: one model
 
 
 class MetaRMConfig(_Strict):
@@ -258,4 +279,4 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)

@@ -239,8 +239,9 @@ class RewardModelScorer(Scorer):
         resolved = Path(path)
         if not resolved.is_absolute() and not resolved.exists():  # relative to the rubric file
             resolved = Path(source).parent / path
-        if not (resolved / "config.json").is_file():
-            raise _bad(source, f"{where}.path", "a directory with config.json (a saved reward model)", path)
+        if not ((resolved / "config.json").is_file() or (resolved / "ensemble.json").is_file()):
+            raise _bad(source, f"{where}.path", "a directory with config.json (a saved reward model) or "
+                       "ensemble.json (an ensemble)", path)
         self.path = resolved
         m = spec.get("map", {"kind": "sigmoid"})
         if not isinstance(m, dict) or m.get("kind") not in ("sigmoid", "minmax"):
@@ -259,13 +260,20 @@ class RewardModelScorer(Scorer):
         self.map = dict(m)
         self.batch_size = _positive_int(spec, "batch_size", 16, source, where)
         self.model = None
+        self.last_spread = None  # an ensemble's member spread per item of the last call (RubricReward logs it)
 
     def score(self, prompts, completions):
         if self.model is None:
+            from rewardlab.models.ensemble import is_ensemble_dir, load_ensemble
             from rewardlab.models.reward_model import RewardModel
 
-            self.model = RewardModel.from_pretrained(self.path)
-        raw = self.model.score(list(prompts), [text_of(c) for c in completions], batch_size=self.batch_size)
+            self.model = load_ensemble(self.path) if is_ensemble_dir(self.path) else RewardModel.from_pretrained(self.path)
+        texts = [text_of(c) for c in completions]
+        if getattr(self.model, "is_ensemble", False):
+            s = self.model.score_members(list(prompts), texts, batch_size=self.batch_size)
+            raw, self.last_spread = s.reward, s.spread
+        else:
+            raw = self.model.score(list(prompts), texts, batch_size=self.batch_size)
         return [map_score(float(s), self.map) for s in raw]
 
 

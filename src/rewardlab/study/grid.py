@@ -88,6 +88,8 @@ class SimulationConfig(_Strict):
 class EvalConfig(_Strict):
     best_of_n: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3, 4, 5, 6, 7], min_length=1)
     n_perm: int = Field(100, gt=0)
+    # Over-optimisation curve (eval/overopt.py): best-of-N with replacement, N beyond the pool size.
+    overopt_n: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 4, 8, 16, 32, 64, 128, 256, 1024], min_length=1)
 
 
 class GridConfig(_Strict):

@@ -118,6 +118,7 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
     """Simulate, train and evaluate one cell; returns its results row."""
     from rewardlab.data.simulate import simulate_pairs
     from rewardlab.eval.metrics import best_of_n_gain, golden_pairwise_accuracy, per_prompt_spearman
+    from rewardlab.eval.overopt import best_of_n_curve
     from rewardlab.heads import fit_head
 
     t0 = time.perf_counter()
@@ -158,6 +159,13 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
     for n in ns:
         row[f"bon_{n}"] = bon[n]
         row[f"bon_oracle_{n}"] = oracle[n]
+    # Over-optimisation (Gao et al. 2023): golden (in golden std units) and proxy (in its std units)
+    # gain of the best-of-N pick as N grows past the pool, and the N where the golden gain peaks.
+    curve = best_of_n_curve(pred, g, pid, cfg.eval.overopt_n, golden_scale=scale)
+    for n, gg, pg in zip(curve.ns, curve.golden_gain, curve.proxy_gain):
+        row[f"overopt_golden_{n}"], row[f"overopt_proxy_{n}"] = gg, pg
+    row["overopt_peak_n"], row["overopt_peak_gain"] = curve.peak_n, curve.peak_gain
+    row["overopt_saturation_n"] = curve.saturation_n
     row.update({
         "epochs_mean": float(np.mean(epochs)) if len(epochs) else None,
         "val_loss_mean": float(np.mean(val)) if val else None,

@@ -151,6 +151,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     from transformers import get_scheduler
 
     tc, out = cfg.train, Path(cfg.output_dir)
+    if tc.ensemble is not None:  # k runs of this loop, one per member: rewardlab.train.ensemble
+        raise ConfigError("train.ensemble: an ensemble trains through rewardlab.train.ensemble.train_model "
+                          "(rewardlab train does), one run of this loop per member")
     plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
@@ -265,6 +268,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                        else ["all"] * len(val_pairs))
         val_lengths = tuple(response_lengths([tables.validation[side][i] for i in val_pairs.rows])
                             for side in ("chosen", "rejected"))  # characters, as eval counts them
+    order_seed = tc.seed if tc.data_seed is None else tc.data_seed  # the data order (an ensemble member's)
     postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
     module.train()
@@ -277,7 +281,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 m.before_step(ctx)
             logs: dict = {}
             for k in range(n_micro):
-                idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
+                idx = batching.micro_batch_pairs(train_pairs, order_seed, progress.micro, global_batch, rank, world,
                                                  tc.group_by_length, lengths)
                 batch, cols = batching.make_batch(inner.model, train_pairs, idx, packing_mode)
                 tokens = packing.token_counts(batch)
