@@ -150,7 +150,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     from transformers import get_scheduler
 
     tc, out = cfg.train, Path(cfg.output_dir)
-    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
+    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm, odin)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
     _reset_single_process_state()
@@ -401,6 +401,8 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
             model.save_pretrained(out / "model")
         else:
             summary.update(exported)
+        for m in plugins:  # files beside the exported model (ODIN: the length head)
+            summary.update(m.after_export(model, out / "model") or {})
         if by_source is not None:
             summary["validation_by_source"] = by_source
         summary["peak_memory"] = peak_memory(accelerator.device)
