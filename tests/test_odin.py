@@ -291,3 +291,22 @@ def test_two_processes_compute_the_penalties_on_the_global_batch(odin_run, tiny_
     assert two[2]["odin/abs_cos_heads"] == pytest.approx(one[2]["odin/abs_cos_heads"], abs=1e-6)
     for k in keys[:3]:
         assert two[2][k] == pytest.approx(one[2][k], abs=1e-3), k
+
+
+def test_pairs_carry_response_lengths_in_tokens(tiny_llama_dir):
+    from rewardlab.data.table import PreferenceTable
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.train.methods.odin import Odin
+
+    model = RewardModel.from_backbone(str(tiny_llama_dir), max_length=80, overlength="drop")
+    rows = [{"prompt": "Hi", "chosen": "Hello there, friend.", "rejected": "Hey"},
+            {"prompt": "Long " * 200, "chosen": "dropped by the drop policy", "rejected": "x"},
+            {"prompt": [{"role": "user", "content": "Q"}], "chosen": "Yes indeed", "rejected": "No"}]
+    table = PreferenceTable.from_records(rows, [f"t:{i}" for i in range(3)], "mixed")
+    method = Odin(parse_config({"data": {"train": "x"}, "odin": {}}))
+    pairs = method.encode_pairs(model, table)
+    assert pairs.rows.tolist() == [0, 2]  # the over-long pair dropped, as without ODIN
+    tok = model.tokenizer
+    n = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert pairs.columns["length_chosen"].tolist() == [n("Hello there, friend."), n("Yes indeed")]
+    assert pairs.columns["length_rejected"].tolist() == [n("Hey"), n("No")]
