@@ -2,7 +2,7 @@
 
 Design, fixed before the run:
 - Backbone MiniLM (``minilm``), dropout off, max_length 256, BT objective, lr 1e-4, batch 16,
-  warmup 5 %, linear decay, ``--epochs`` (1) over ``--max-train-pairs`` (3,000) training pairs.
+  warmup 5 %, linear decay, ``--epochs`` (1) over ``--max-train-pairs`` (2,000) training pairs.
 - Data: HH-RLHF harmless + AlpacaEval (GPT-4-judged) + PandaLM (``../shared/data``), each split by
   the hash of its prompt (salt ``robust-length``): ``--test-fraction`` (40 %) of the prompts held
   out (2,360 pairs: 726 HH, 1,295 AlpacaEval, 339 PandaLM; chosen longer in 1,659, shorter in 690,
@@ -14,7 +14,7 @@ Design, fixed before the run:
   steps of BT, so only the balance differs); ``both``. Seeds ``--seeds`` (3), paired: a seed gives
   the same initial head and data order in every arm.
 - No model selection: the last step is evaluated. Scored on the held-out pairs, and on the shared
-  suite (``rewardlab eval --suite shared``) with ``--suite-pairs`` (200) pairs per subset, on copies of
+  suite (``rewardlab eval --suite shared``) with ``--suite-pairs`` (100) pairs per subset, on copies of
   the suite's files from which every training-pool prompt was removed (the suite holds HH,
   AlpacaEval and PandaLM, the training sets).
 - Measures per model: held-out accuracy (cluster bootstrap over prompts); |Spearman(reward,
@@ -45,9 +45,15 @@ Gap: n_longer = 1,659, n_shorter = 690; the change of the gap between two arms h
 gap on chat sets was 37-50 points (issue 23), so halving it (a change of ~20 points) is well within
 reach, and a ratio's interval of ±0.1-0.15 is expected.
 
-Cost (measured with ``--calibrate``; see docs/robust.md): 12 training runs of 3,000 pairs at the
-measured pairs/s, plus scoring 2 × 2,360 held-out responses and about 2,800 suite pairs per model.
-Sized to about 3-4 hours of this 2-core machine when idle.
+Cost (measured with ``--calibrate``, one torch thread, CPU time, since the wall clock of this shared
+machine measured its load of 14-16, not the work): MiniLM at max length 256 trains at 0.465
+CPU-seconds per pair (2.2 pairs/s on one thread; the 4-6 pairs/s quoted for an idle machine use
+both cores) and scores at 0.080 CPU-seconds per response. The design: 12 runs × 2,000 pairs = 3.1
+CPU-hours of training; 12 models × (4,720 held-out responses + about 3,400 suite responses) = 2.2
+CPU-hours of scoring; 5.3 CPU-hours in all, i.e. about 3 hours of an idle 2-core machine (2.6 h
+with perfect scaling over the two threads, 5.3 h with none; ~1.7x is typical). Each cell is a few
+minutes to 30 minutes, so an interruption loses little. (3,000 training pairs and 200 suite pairs
+per subset, the first sizing, projected 7.9 CPU-hours: over the budget.)
 
 Resumable and checkpointed, cell by cell: each (arm, seed) is a ``rewardlab train`` run under
 ``--work``; a run with ``summary.json`` is done, one with checkpoints resumes (``--resume``); the
@@ -428,7 +434,7 @@ def calibrate(work: Path, files: dict, args) -> dict:
     per_response = (time.process_time() - c0) / (2 * len(test))
     n_models = len(ARMS) * args.seeds
     train_cpu = n_models * args.max_train_pairs * args.epochs * per_pair
-    suite_responses = 2 * 15 * args.suite_pairs + 4 * 363  # ~15 pair subsets (some smaller) + GSM8K's mixed items
+    suite_responses = 2 * 15 * args.suite_pairs + 4 * min(363, args.suite_pairs)  # ~15 pair subsets + GSM8K's items
     score_cpu = n_models * per_response * (2 * 2360 + suite_responses)
     out = {"cpu_seconds_per_pair": per_pair, "cpu_seconds_per_response": per_response,
            "wall_seconds": wall, "cpu_seconds": cpu, "load_average": os.getloadavg(),
@@ -447,11 +453,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--max-steps", type=int, default=None, help="overrides --epochs (the tiny check)")
-    ap.add_argument("--max-train-pairs", type=int, default=3000)
+    ap.add_argument("--max-train-pairs", type=int, default=2000)
     ap.add_argument("--max-test-pairs", type=int, default=None, help="subsample the held-out pairs (the tiny check)")
     ap.add_argument("--test-fraction", type=float, default=0.4)
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--suite-pairs", type=int, default=200)
+    ap.add_argument("--suite-pairs", type=int, default=100)
     ap.add_argument("--power", action="store_true", help="print the power statement's numbers and stop")
     ap.add_argument("--calibrate", action="store_true",
                     help="measure CPU seconds per training pair and scored response, project the cost, stop")
