@@ -235,8 +235,11 @@ def held_out_metrics(correct: np.ndarray, rewards: np.ndarray, lengths: np.ndarr
 
     from rewardlab.eval import stats
 
+    from rewardlab.data.lengths import spearman_interval
+
     out = {"accuracy": stats.accuracy_interval(correct, clusters=prompts, seed=0),
-           "spearman_reward_length": float(st.spearmanr(rewards, lengths).statistic)}
+           "spearman_reward_length": float(st.spearmanr(rewards, lengths).statistic),
+           "spearman_interval": spearman_interval(rewards, lengths)}  # Fisher z; counts responses as independent
     out["abs_spearman"] = abs(out["spearman_reward_length"])
     for name, mask in (("longer", side > 0), ("shorter", side < 0)):
         out[f"accuracy_chosen_{name}"] = {"n": int(mask.sum()), **stats.accuracy_interval(
@@ -267,7 +270,8 @@ def _ratio(a: float, b: float) -> float:
 
 def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
     from rewardlab.data import load_preferences
-    from rewardlab.data.balance import length_sides, response_length
+    from rewardlab.data.balance import length_sides
+    from rewardlab.data.lengths import response_length
     from rewardlab.eval import stats
 
     test = load_preferences(files["test"])

@@ -1,8 +1,9 @@
 """Length-balanced training data (``data.length_balance``; docs/robust.md): within each source, the
 chosen response is the longer one in half of the pairs whose two responses differ in length.
 
-Lengths are in characters (Unicode code points) of the response text, the unit of ``eval``'s length
-rules. A pair is *longer-chosen* when len(chosen) > len(rejected), *shorter-chosen* when <, a *tie*
+Lengths are in characters (Unicode code points) of the response text
+(:func:`rewardlab.data.lengths.response_length`), the unit of ``eval``'s length rules and of the
+length diagnostics. A pair is *longer-chosen* when len(chosen) > len(rejected), *shorter-chosen* when <, a *tie*
 when equal. Ties say nothing about a length preference: they are kept as they are (weight 1) and
 left out of the share, which is longer-chosen / (longer-chosen + shorter-chosen).
 
@@ -23,24 +24,18 @@ on one side only cannot be balanced: it is left unchanged and reported
 from __future__ import annotations
 
 import zlib
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from rewardlab.data.lengths import response_length
 from rewardlab.data.table import PreferenceTable
 from rewardlab.errors import DataError
 
-__all__ = ["MODES", "BY", "response_length", "length_sides", "balance_plan", "balance_groups", "length_balance"]
+__all__ = ["MODES", "BY", "length_sides", "balance_plan", "balance_groups", "length_balance"]
 
 MODES = ("resample", "reweight")
 BY = ("source", "source_prefix", "all")
-
-
-def response_length(response: Any) -> int:
-    """Characters of a response: a string, or the contents of a list of messages."""
-    if isinstance(response, str):
-        return len(response)
-    return sum(len(str(m.get("content", ""))) for m in response if isinstance(m, dict))
 
 
 def length_sides(chosen, rejected) -> np.ndarray:
