@@ -48,6 +48,10 @@ class DataConfig(_Strict):
     on_error: Literal["raise", "skip"] = "raise"
     max_train_pairs: int | None = Field(None, gt=0)
     max_val_pairs: int | None = Field(None, gt=0)
+    # Within each source, the chosen response longer in half the pairs (data/balance.py; docs/robust.md):
+    # resample the majority side or reweight (a `weight` column); the training table only.
+    length_balance: Literal["resample", "reweight"] | None = None
+    length_balance_by: Literal["source", "source_prefix", "all"] = "source"
 
 
 class EnsembleConfig(_Strict):
@@ -157,6 +161,15 @@ class CriticConfig(_Strict):
     max_new_tokens: int = Field(256, gt=0)
 
 
+class OdinConfig(_Strict):
+    """ODIN (Chen et al. 2024; docs/robust.md): a length head beside the reward (quality) head; the
+    objective on their sum plus ``length_weight`` · (|ρ(r_Q, len)| + 1 − ρ(r_L, len)) and
+    ``ortho_weight`` · |cos(w_Q, w_L)|. The reward at inference is the quality head alone."""
+
+    length_weight: float = Field(1.0, ge=0)
+    ortho_weight: float = Field(1.0, ge=0)
+
+
 class RunConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = ModelConfig()
@@ -167,6 +180,7 @@ class RunConfig(_Strict):
     metarm: MetaRMConfig | None = None  # None: plain training, nothing changes
     lora: LoraConfig | None = None  # None: full fine-tuning
     critic: CriticConfig | None = None  # Critic-RM joint critique + reward training (None: plain reward model)
+    odin: OdinConfig | None = None  # ODIN's length head and penalties (None: one head)
     # Written by rewardlab into OUT/config.yaml (versions, git commit); ignored on input.
     run: dict[str, Any] | None = None
 

@@ -154,7 +154,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     if tc.ensemble is not None:  # k runs of this loop, one per member: rewardlab.train.ensemble
         raise ConfigError("train.ensemble: an ensemble trains through rewardlab.train.ensemble.train_model "
                           "(rewardlab train does), one run of this loop per member")
-    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
+    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm, odin)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
     if layout_of(cfg.objective) == "items":  # regression, correctness, scaled_bt: not on pairs (yet)
@@ -410,6 +410,8 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
             model.save_pretrained(out / "model")
         else:
             summary.update(exported)
+        for m in plugins:  # files beside the exported model (ODIN: the length head)
+            summary.update(m.after_export(model, out / "model") or {})
         if by_source is not None:
             summary["validation_by_source"] = by_source
         summary["peak_memory"] = peak_memory(accelerator.device)
