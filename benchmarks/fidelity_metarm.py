@@ -87,7 +87,6 @@ from fidelity_common import (  # noqa: E402
     correct,
     fmt_ci,
     paired_arms,
-    t_interval,
     train_cell,
     write_results,
 )
@@ -247,7 +246,7 @@ def main() -> None:
     # 2. BT vs MetaRM(eta*), paired seeds
     seeds = list(range(args.seeds))
     acc: dict = {"bt": {}, "metarm": {}}
-    hard, weak, js = {"bt": {}, "metarm": {}}, {"bt": {}, "metarm": {}}, {}
+    weak, js = {"bt": {}, "metarm": {}}, {}
     test = tables["test"]
     against = np.array([models_of(s)[0] == REFERENCE for s in test["source"]])  # GPT-4 preferred davinci
     for s in seeds:
@@ -256,8 +255,7 @@ def main() -> None:
             cell = train_cell(args.work, name, run_config(files, s, args, eta))
             d = cache.diffs(cell, {"test": test, "test_weak": tables["test_weak"]})
             acc[arm][s] = correct(d["test"])
-            hard[arm][s] = float(acc[arm][s][against].mean()) if against.any() else None
-            weak[arm][s] = float(correct(d["test_weak"]).mean())
+            weak[arm][s] = correct(d["test_weak"])
             if arm == "metarm":
                 js[s] = meta_j(cell)
         print(f"seed {s + 1}/{args.seeds} done", flush=True)
@@ -265,8 +263,15 @@ def main() -> None:
     comp = paired_arms(acc, "bt", seeds, clusters=prompts)
     from rewardlab.eval.stats import accuracy_interval
 
-    weak_bt = np.mean([correct(cache.data[f"bt_s{s}"]["test_weak"]) for s in seeds], axis=0)
-    weak_ci = accuracy_interval(weak_bt, clusters=list(tables["test_weak"]["prompt"]))
+    def pooled_acc(per_seed: dict, clusters: list, mask=None) -> dict:
+        """Accuracy of the seed-averaged correctness, interval over items (clusters: prompts)."""
+        x = np.mean([per_seed[s] for s in seeds], axis=0)
+        if mask is not None:
+            x, clusters = x[mask], [c for c, m_ in zip(clusters, mask) if m_]
+        return accuracy_interval(x, clusters=clusters) if len(set(clusters)) >= 2 else None
+
+    weak_prompts = list(tables["test_weak"]["prompt"])
+    weak_ci = pooled_acc(weak["bt"], weak_prompts)
     pooled = comp["arms"]["metarm"]["pooled_difference"]
     if weak_ci["low"] <= 0.5:
         verdict = "inconclusive: BT learned nothing in distribution (held-out weak pairs at chance)"
@@ -285,10 +290,10 @@ def main() -> None:
            "eta": {"validation_accuracy": val_acc, "chosen": eta_star, "n_val": len(tables["val"])},
            "test": {"n": len(test), "n_prompts": len(set(prompts)), "n_against_strong": int(against.sum()),
                     "longer_wins": float(longer_wins(test).mean()), "comparison": comp},
-           "hard_minority": {arm: t_interval([v for v in hard[arm].values() if v is not None]) if against.any() else None
-                             for arm in hard},
-           "weak_heldout": {"n": len(tables["test_weak"]), "bt_pooled": weak_ci,
-                            "per_arm": {arm: t_interval(list(weak[arm].values())) for arm in weak},
+           "test_accuracy": {arm: pooled_acc(acc[arm], prompts) for arm in acc},
+           "hard_minority": {arm: pooled_acc(acc[arm], prompts, against) for arm in acc},
+           "weak_heldout": {"n": len(tables["test_weak"]),
+                            "per_arm": {arm: pooled_acc(weak[arm], weak_prompts) for arm in weak},
                             "longer_wins": float(longer_wins(tables["test_weak"]).mean())},
            "meta_J": js, "verdict": verdict}
     write_results("fidelity_metarm", res, markdown(res), args.results_dir)
@@ -315,12 +320,15 @@ def markdown(res: dict) -> str:
              "not reproduced; else inconclusive | "
              f"{res['verdict']} |", "",
              "| measure | BT | MetaRM |", "|---|---|---|",
-             f"| strong-model test accuracy (t over seeds) | {fmt_ci(c['baseline_accuracy'])} | {fmt_ci(m['accuracy'])} |",
+             f"| strong-model test accuracy (n = {t['n']}) | {fmt_ci(res['test_accuracy']['bt'])} | "
+             f"{fmt_ci(res['test_accuracy']['metarm'])} |",
              f"| ... where GPT-4 preferred text-davinci-003 (n = {t['n_against_strong']}) | "
              f"{fmt_ci(res['hard_minority']['bt'])} | {fmt_ci(res['hard_minority']['metarm'])} |",
              f"| held-out weak pairs, in distribution (n = {res['weak_heldout']['n']}) | "
              f"{fmt_ci(res['weak_heldout']['per_arm']['bt'])} | {fmt_ci(res['weak_heldout']['per_arm']['metarm'])} |",
-             f"| mean per-seed difference (t interval) | | {fmt_ci(m['mean_difference'])} |", "",
+             f"| mean per-seed difference (t interval over seeds) | | {fmt_ci(m['mean_difference'])} |", "",
+             "Accuracies: the seed-averaged correctness with a 95% percentile bootstrap over items (whole prompts "
+             "resampled where they repeat; rewardlab.eval.stats.accuracy_interval).", "",
              f"Longer response wins: {t['longer_wins']:.3f} on the test pairs, {res['weak_heldout']['longer_wins']:.3f} "
              "on the weak pairs.", "", "eta on the validation pairs (pilot seed):", "",
              "| run | validation accuracy |", "|---|---|"]
