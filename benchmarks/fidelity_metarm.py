@@ -84,6 +84,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity_common import (  # noqa: E402
     DATA,
+    REPO,
     RESULTS,
     ScoreCache,
     correct,
@@ -207,7 +208,7 @@ def meta_j(cell: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("runs/fidelity_metarm"))
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "fidelity_metarm")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--eta-grid", type=float, nargs="+", default=[0.1, 1.0, 10.0, 100.0])

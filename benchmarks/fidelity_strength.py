@@ -73,6 +73,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity_common import (  # noqa: E402
     DATA,
+    REPO,
     RESULTS,
     ScoreCache,
     correct,
@@ -283,7 +284,7 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("runs/fidelity_strength"))
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "fidelity_strength")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument("--members", type=int, default=10)
     ap.add_argument("--arm-seeds", type=int, default=5)
