@@ -115,11 +115,12 @@ def prepare(work: Path, golden_model: str | None, *, max_length: int = 256, pool
 
 
 def design(args) -> list[dict[str, Any]]:
+    """Every cell, seed-major: an interrupted run has every condition at the seeds it finished."""
     cells = []
-    for cond in TRAINED:
-        for head in args.heads:
-            for beta in args.betas:
-                for seed in range(args.seeds):
+    for seed in range(args.seeds):
+        for beta in args.betas:
+            for head in args.heads:
+                for cond in TRAINED:
                     for obj in ("bt", "classification"):
                         cells.append({"condition": cond, "head": head, "beta": beta, "seed": seed, "objective": obj,
                                       "quantity": args.quantity, "pairing": args.pairing})
@@ -363,10 +364,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/order_ablations"))
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "order_ablations")
     ap.add_argument("--golden-model", default=None, help="a saved reward model as golden (today's: runs/minilm_hh/model)")
-    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--heads", nargs="+", default=["mlp", "gbdt"], choices=sorted(HEADS))
-    ap.add_argument("--betas", nargs="+", type=float, default=[0.5, 1.0, 10.0])
-    ap.add_argument("--quantity", type=int, default=2000)
+    ap.add_argument("--betas", nargs="+", type=float, default=[0.5, 10.0])
+    ap.add_argument("--quantity", type=int, default=1200, help="pairs per cell (sparse: at most half the training items)")
     ap.add_argument("--pairing", default="cross_prompt", choices=["same_prompt", "cross_prompt"])
     ap.add_argument("--max-cells", type=int, default=None, help="run at most this many pending cells")
     ap.add_argument("--max-prompts", type=int, default=None, help="tiny runs: keep the first prompts of the pool")
