@@ -86,6 +86,7 @@ def stage_golden(work: Path, args) -> Path:
         cfg["train"]["max_steps"] = args.golden_max_steps
     if args.golden_max_pairs:
         cfg["data"]["max_train_pairs"] = args.golden_max_pairs
+        cfg["data"]["max_val_pairs"] = args.golden_max_pairs
     work.mkdir(parents=True, exist_ok=True)
     path = work / "golden.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
