@@ -13,7 +13,7 @@ llmbar_processed, picked by a seeded hash of the prompt):
    right when the mean score of the chosen response's critiques is above the rejected's, half
    when equal or when either side has no score (counted separately); Wilson interval on the
    strict count, and the half-tie accuracy with a pair bootstrap.
-3. **Cross-validated frozen-MiniLM heads** (5 folds by prompt hash): a linear BT head on
+3. **Cross-validated frozen-MiniLM heads** (5 folds by prompt, dealt round-robin in a seeded hash order): a linear BT head on
    (i) the critique alone (the mean MiniLM embedding of (prompt, critique_j) over j), (ii) the
    response alone (MiniLM embedding of (prompt, response)), (iii) both (concatenated). Each
    held-out pair is predicted once; accuracy with a Wilson interval; (i) against chance
@@ -204,7 +204,12 @@ def main() -> None:
         e = embed_texts(flat_p, flat_c, spec, log=log).embeddings
         owner = np.repeat(np.arange(n), [len(row) for row in cs])
         crit[s] = np.stack([e[owner == i].mean(0) for i in range(n)])
-    folds = np.array([int(unit_hash(f"fold|{args.seed}", table.prompt_key(i)) * args.folds) for i in range(n)])
+    # folds by prompt: prompts ranked by a seeded hash, dealt round-robin (balanced folds; the
+    # pairs of one prompt stay together)
+    keys = [table.prompt_key(i) for i in range(n)]
+    ranked = sorted(set(keys), key=lambda k: unit_hash(f"fold|{args.seed}", k))
+    fold_of = {k: r % args.folds for r, k in enumerate(ranked)}
+    folds = np.array([fold_of[k] for k in keys])
     acc = {"critique": cv_head_accuracy(crit["chosen"], crit["rejected"], folds, args.seed),
            "response": cv_head_accuracy(resp["chosen"], resp["rejected"], folds, args.seed),
            "both": cv_head_accuracy(np.concatenate([resp["chosen"], crit["chosen"]], 1),
