@@ -145,6 +145,12 @@ def cv_head_accuracy(Xc: np.ndarray, Xr: np.ndarray, folds: np.ndarray, seed: in
     return out
 
 
+def _columns(path: str | Path) -> dict[str, list]:
+    """Every column of a JSONL table as lists (the critique columns included)."""
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {k: [r.get(k) for r in rows] for k in rows[0]} if rows else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "critic_precondition")
@@ -158,11 +164,11 @@ def main() -> None:
     args = ap.parse_args()
     from rewardlab.critic.pipeline import CritiqueConfig, run_critique
     from rewardlab.critic.filters import FilterConfig
-    from rewardlab.data import load_preferences
     from rewardlab.data.table import unit_hash
     from rewardlab.embed.extract import EmbedSpec, embed_texts
     from rewardlab.eval.stats import mcnemar_exact, wilson_interval
     from rewardlab.generate import make_generator
+    from rewardlab.study.golden import prompt_text_key
 
     n_planned = args.per_source * len(SOURCES)
     power = {"n_pairs": n_planned, "judge_accuracy_80pct_power_above": binomial_power_threshold(n_planned),
@@ -183,17 +189,17 @@ def main() -> None:
         name = "followup" if followup else "first"
         summary = run_critique(str(data), args.work / f"kept_{name}.jsonl", generator, cfg,
                                report_dir=args.work / f"report_{name}", progress=False, log=log)
-        tables[name] = load_preferences(summary["all_pairs"])
+        tables[name] = _columns(summary["all_pairs"])  # every column (load_preferences keeps the pair ones)
     table = tables["first"]
     gen_seconds = time.perf_counter() - t0
-    res: dict[str, Any] = {"power": power, "n_pairs": len(table), "critic": args.critic, "m": args.m,
+    res: dict[str, Any] = {"power": power, "n_pairs": len(table["prompt"]), "critic": args.critic, "m": args.m,
                            "generation_seconds": gen_seconds}
     res["judge_first_pass"] = judge_accuracy(table["critique_scores_chosen"], table["critique_scores_rejected"])
     fu = tables["followup"]
     res["judge_after_followup"] = judge_accuracy(fu["critique_scores_chosen"], fu["critique_scores_rejected"])
     # features
     spec = EmbedSpec(model="minilm", pooling="mean", max_length=256)
-    n = len(table)
+    n = len(table["prompt"])
     prompts = list(table["prompt"])
     resp = {s: embed_texts(prompts, list(table[s]), spec, log=log).embeddings for s in ("chosen", "rejected")}
     crit = {}
@@ -206,7 +212,7 @@ def main() -> None:
         crit[s] = np.stack([e[owner == i].mean(0) for i in range(n)])
     # folds by prompt: prompts ranked by a seeded hash, dealt round-robin (balanced folds; the
     # pairs of one prompt stay together)
-    keys = [table.prompt_key(i) for i in range(n)]
+    keys = [prompt_text_key(p) for p in prompts]
     ranked = sorted(set(keys), key=lambda k: unit_hash(f"fold|{args.seed}", k))
     fold_of = {k: r % args.folds for r, k in enumerate(ranked)}
     folds = np.array([fold_of[k] for k in keys])
