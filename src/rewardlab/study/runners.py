@@ -118,7 +118,7 @@ def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> di
 def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.ndarray], X: np.ndarray,
                   scale: float | str, threads: int | None = None) -> dict[str, Any]:
     """Simulate, train and evaluate one cell; returns its results row."""
-    from rewardlab.data.simulate import simulate_pairs
+    from rewardlab.data.simulate import golden_scale, simulate_pairs
     from rewardlab.eval.metrics import accuracy_from_counts, best_of_n_gain, golden_pair_counts, per_prompt_spearman
     from rewardlab.eval.overopt import best_of_n_curve
     from rewardlab.heads import fit_head
@@ -168,7 +168,8 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
         row[f"bon_oracle_{n}"] = oracle[n]
     # Over-optimisation (Gao et al. 2023): golden (in golden std units) and proxy (in its std units)
     # gain of the best-of-N pick as N grows past the pool, and the N where the golden gain peaks.
-    curve = best_of_n_curve(pred, g, pid, cfg.eval.overopt_n, golden_scale=scale)
+    # The unit is the pool's golden std whatever the annotator-noise scale (fixed, per prompt).
+    curve = best_of_n_curve(pred, g, pid, cfg.eval.overopt_n, golden_scale=golden_scale(golden, "std"))
     for n, gg, pg in zip(curve.ns, curve.golden_gain, curve.proxy_gain):
         row[f"overopt_golden_{n}"], row[f"overopt_proxy_{n}"] = gg, pg
     row["overopt_peak_n"], row["overopt_peak_gain"] = curve.peak_n, curve.peak_gain
