@@ -20,6 +20,8 @@ The hooks, in the order the loop calls them (each has a default that does nothin
 8. ``logs()``: entries for the next train record.
 9. ``export(model, directory)``: write ``OUT/model`` itself (returns summary entries), or ``None``.
 
+``layouts`` names the objective layouts a method works with (default ``("pairs",)``); with an
+item objective (single responses with targets) the loop refuses the others, naming the section.
 ``find_unused_parameters`` tells DDP that some forward does not reach every parameter.
 """
 
