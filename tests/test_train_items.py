@@ -167,3 +167,14 @@ def test_item_metrics_against_hand_computations():
     assert s["n"] == 2 and s["mse"] == pytest.approx((0.25 + 0.25) / 2) and "auroc" not in s
     lo, hi = c["mse_interval"]
     assert lo <= c["mse"] <= hi
+
+
+def test_scaled_bt_fine_tune_pairs_responses_within_each_prompt(tmp_path):
+    # batch_size counts prompts, each with all of its responses: every micro-batch of 2 prompts
+    # with 1 right and 2 wrong answers each implies 2 · 2 = 4 within-prompt pairs.
+    rows = [{"prompt": f"What is {i} + {i}?", "responses": [f"{2 * i}", f"{2 * i + 1}", f"{2 * i - 1}"],
+             "correct": [True, False, False]} for i in range(8)]
+    data = {"train": str(write_jsonl(tmp_path / "gsm8k.jsonl", rows)), "val_fraction": 0.0}
+    res = run_cli("train", str(config(tmp_path, "sbt", data, {"name": "scaled_bt"}, max_steps=3, batch_size=2)))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["scaled_bt/pairs"] for r in records(tmp_path / "sbt")] == [4.0, 4.0, 4.0]
