@@ -1,6 +1,7 @@
 """Bad input to `train` (issue 25): a finished run's output_dir, outputs that cannot be written,
 `--set` values that are not YAML, config files that are directories or not UTF-8, numbers out of
-range, a LoRA rank wider than the layers. Each is one `error:` line naming the option, file or
+range, a LoRA rank wider than the layers, ODIN's negative weights or a pooling without two linear
+heads, an unknown length balancing. Each is one `error:` line naming the option, file or
 field, exit status 2, no traceback, nothing written; nothing trains (the LoRA rank is checked on
 a skeleton of the backbone built on the meta device)."""
 
@@ -60,6 +61,12 @@ CASES = [  # (case, the issue's class before the fix, argv, what the error line 
     ("max-steps-negative", "new", TRAIN + ["--set", "train.max_steps=-5"], ["train.max_steps", "-5"]),
     ("epochs-infinite", "new", TRAIN + ["--set", "train.epochs=.inf"], ["train.epochs", "finite"]),
     ("batch-size-zero", "new", TRAIN + ["--set", "train.batch_size=0"], ["train.batch_size", "0"]),
+    ("odin-weight-negative", "new", TRAIN + ["--set", "odin.length_weight=-1"], ["odin.length_weight", "-1"]),
+    ("odin-ortho-weight-negative", "new", TRAIN + ["--set", "odin.ortho_weight=-0.5"], ["odin.ortho_weight", "-0.5"]),
+    ("odin-native-pooling", "new", TRAIN + ["--set", "odin.length_weight=1", "--set", "model.pooling=native"],
+     ["odin", "model.pooling 'native'"]),
+    ("length-balance-unknown", "new", TRAIN + ["--set", "data.length_balance=oversample"],
+     ["data.length_balance", "oversample"]),
 ]
 
 

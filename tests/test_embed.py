@@ -58,6 +58,33 @@ def test_layer_selection(tiny_llama_dir, llama_embedder):
         Embedder(EmbedSpec(model=str(tiny_llama_dir), layer=7))
 
 
+def test_last_token_index_left_and_right_padding_by_hand():
+    import torch
+
+    from rewardlab.embed.extract import last_token_index, pool_last
+
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    left = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
+    assert last_token_index(right).tolist() == [2, 4, 0]  # by hand: the last 1 of each row
+    assert last_token_index(left).tolist() == [4, 4, 4]
+    hidden = torch.arange(3 * 5 * 2, dtype=torch.float32).reshape(3, 5, 2)
+    assert pool_last(hidden, right).tolist() == [hidden[0, 2].tolist(), hidden[1, 4].tolist(), hidden[2, 0].tolist()]
+    assert pool_last(hidden, left).tolist() == [hidden[0, 4].tolist(), hidden[1, 4].tolist(), hidden[2, 4].tolist()]
+
+
+def test_decoder_vectors_do_not_depend_on_the_padding_side(tiny_llama_dir, llama_embedder):
+    """Items of different lengths in one batch: left and right padding give the same vectors
+    (position ids from the mask, the last real token read)."""
+    left = Embedder(llama_embedder.spec, padding_side="left")
+    enc = [llama_embedder.encode(p, r) for p, r in zip(PROMPTS, RESPONSES)]
+    assert len({len(e.input_ids) for e in enc}) > 1  # padding really happens
+    np.testing.assert_allclose(left.forward(enc), llama_embedder.forward(enc), atol=1e-5)
+    alone = np.concatenate([llama_embedder.forward([e]) for e in enc])  # no padding at all
+    np.testing.assert_allclose(llama_embedder.forward(enc), alone, atol=1e-5)
+    with pytest.raises(ConfigError, match="padding_side"):
+        Embedder(llama_embedder.spec, padding_side="middle")
+
+
 def test_cache_dedupes_and_skips_the_model_when_everything_is_cached(tmp_path, llama_embedder, monkeypatch):
     spec = llama_embedder.spec
     res = embed_texts(PROMPTS, RESPONSES + [], spec, cache_dir=tmp_path, embedder=llama_embedder)

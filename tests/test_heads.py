@@ -158,3 +158,27 @@ def test_normbt_on_heads_reads_the_last_hidden_layer():
     fitted = fit_head(x.numpy(), c, r, objective="normbt", config={"kind": "mlp", "widths": [5], "epochs": 2,
                                                                     "dtype": "float64"}, seed=0)
     assert np.isfinite(fitted.predict(x.numpy())).all()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gbdt"])
+def test_early_stopping_off_runs_every_epoch_and_keeps_the_last(kind):
+    """The paper's rule (Sun et al.'s public code): a fixed number of epochs, the last weights,
+    the validation fifth held out but unused. Noisy labels make early stopping stop early."""
+    if kind == "gbdt":
+        pytest.importorskip("lightgbm")
+    X, _, c, r = _data(n=200, noise=0.45)
+    base = dict(kind=kind, members=1, widths=[32], batch_size=32, epochs=12, patience=1, val_fraction=0.2,
+                lr=1e-2, gbdt={"n_estimators": 40, "early_stopping_rounds": 2, "num_threads": 1,
+                               "min_child_samples": 5})
+    stopped = fit_head(X, c, r, objective="bt", config=HeadConfig(**base), seed=0)
+    fixed = fit_head(X, c, r, objective="bt", config=HeadConfig(**base, early_stopping=False), seed=0)
+    if kind == "mlp":
+        assert stopped.info["epochs"][0] < 12
+        assert fixed.info["epochs"] == [12] and fixed.info["best_epoch"] == [12]
+        assert len(fixed.info["history"]) == 12 and fixed.info["n_val_pairs"] == 40  # held out, logged
+        # the last parameters: the same as training 12 epochs with nothing watched on the same pairs
+        cont = fit_head(X, c, r, objective="bt", config=HeadConfig(**{**base, "patience": 100}), seed=0)
+        assert not np.allclose(cont.predict(X), fixed.predict(X)) or cont.info["best_epoch"] == [12]
+    else:
+        assert stopped.info["best_iteration"][0] < 40
+        assert fixed.info["best_iteration"] == [40] and fixed.info["n_val_pairs"] == 40

@@ -357,3 +357,43 @@ def test_torch_gather_across_two_gloo_processes(tmp_path):
     for rank in (0, 1):
         got = json.loads((tmp_path / f"{rank}.json").read_text())
         assert got == {"rank": rank, "rows": [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]}
+
+
+@pytest.mark.parametrize("text, expected", [
+    # no_preamble, gives_reason, number_or_entity, ends_cleanly (by hand)
+    ("Sure! The answer is four.", (0, 0, 1, 1)),
+    ("As an AI, I think it is fine", (0, 0, 1, 0)),  # "AI" inside a sentence counts as a name
+    ("Here's why: prices rose because demand grew.", (0, 1, 0, 1)),
+    ("Water boils at 100 degrees because of air pressure.", (1, 1, 1, 1)),
+    ("It flows north since the land slopes toward the Mediterranean.", (1, 1, 1, 1)),
+    ("I think so. I agree.", (1, 0, 0, 1)),  # "so" alone is no connective; "I" is no name
+    ("Rome is old. It has ruins and", (1, 0, 0, 0)),  # "Rome" starts a sentence; cut off
+    ("The list (apples, pears.", (1, 0, 0, 0)),  # unbalanced bracket
+    ("He said \"yes.\"", (1, 0, 0, 1)),
+    ("Okay, the capital of France is Paris.", (0, 0, 1, 1)),
+    ("Wait for it...", (1, 0, 0, 0)),
+])
+def test_named_text_checks_by_hand(text, expected):
+    from rewardlab.rubric.scorers import ends_cleanly, gives_reason, has_number_or_entity, has_preamble
+
+    got = (int(not has_preamble(text)), int(gives_reason(text)), int(has_number_or_entity(text)),
+           int(ends_cleanly(text)))
+    assert got == expected
+
+
+def test_tradeoff_rubric_rewards_brevity_and_content_against_each_other():
+    rubric = load_rubric(Path(__file__).resolve().parents[1] / "configs" / "rubrics" / "tradeoff.yaml")
+    names = [c.name for c in rubric.criteria]
+    assert names == ["no_preamble", "at_most_25_words", "gives_reason", "number_or_entity", "ends_cleanly"]
+    terse = "Paris."
+    rich = ("Sure! Paris is the capital of France because the national government, the parliament and most "
+            "ministries have been based there since the tenth century, and it is by far the largest city.")
+    both = "Paris, because the French government sits there."
+    cut = "Paris is the capital because the government and"
+    res = rubric.score(["What is the capital of France?"] * 4, [terse, rich, both, cut]).scores.tolist()
+    assert res[0] == [1, 1, 0, 0, 1]  # easy met, content missing ("Paris" starts the sentence)
+    assert res[1] == [0, 0, 1, 1, 1]  # content met, brevity lost
+    assert res[2] == [1, 1, 1, 1, 1]  # all five are reachable at once: "French" is a name inside the sentence
+    assert res[3] == [1, 1, 1, 0, 0]  # cut off by the token budget: no clean end
+    with pytest.raises(DataError, match="true"):
+        parse_rubric({"criteria": [{"name": "x", "scorer": {"type": "rule", "gives_reason": "yes"}}]})

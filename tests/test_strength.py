@@ -21,6 +21,7 @@ from rewardlab.strength import (
     plan_recipe,
     prompt_folds,
     strength_stats,
+    swap_precision,
 )
 
 
@@ -111,6 +112,30 @@ def test_noise_detection_by_hand():
     assert det["auroc"] == pytest.approx(5 / 6)
     assert det["precision_at_x"] == pytest.approx(0.5)  # lowest 2: rows 0 (flipped), 1 (clean)
     assert noise_detection(mu, np.zeros(5, bool))["auroc"] is None
+
+
+def test_swap_precision_by_hand():
+    # 10 pairs; swaps at rows 0, 3, 9 (base rate 0.3). Sorted by μ̂ (stable): rows 2, 0, 5, 3, 1, 4, 6, 7, 8, 9
+    mu = np.array([-1.0, 0.5, -2.0, 0.0, 0.7, -0.5, 0.9, 1.1, 1.2, 3.0])
+    swapped = np.zeros(10, bool)
+    swapped[[0, 3, 9]] = True
+    weak = swap_precision(mu, swapped, 0.2)  # k = 2: rows 2 (clean), 0 (swap)
+    assert (weak["k"], weak["hits"], weak["n_swapped"]) == (2, 1, 3)
+    assert weak["precision"] == pytest.approx(1 / 2) and weak["recall"] == pytest.approx(1 / 3)
+    assert weak["base_rate"] == pytest.approx(0.3)
+    weak4 = swap_precision(mu, swapped, 0.4)  # rows 2, 0, 5, 3: two swaps
+    assert weak4["precision"] == pytest.approx(2 / 4) and weak4["recall"] == pytest.approx(2 / 3)
+    strong = swap_precision(mu, swapped, 0.3, end="strongest")  # rows 9 (swap), 8, 7
+    assert (strong["k"], strong["hits"]) == (3, 1) and strong["precision"] == pytest.approx(1 / 3)
+    # ties keep row order: μ̂ all equal, the weakest 30% are rows 0, 1, 2
+    assert swap_precision(np.zeros(10), swapped, 0.3)["hits"] == 1
+    assert swap_precision(mu, swapped, 0.0)["precision"] is None
+    assert swap_precision(mu, np.zeros(10, bool), 0.2)["recall"] is None
+    for bad in ({"fraction": 1.5}, {"fraction": 0.2, "end": "middle"}):
+        with pytest.raises(ConfigError):
+            swap_precision(mu, swapped, **bad)
+    with pytest.raises(ConfigError):
+        swap_precision(mu, swapped[:5], 0.2)
 
 
 def test_decile_groups_equal_sizes_in_order():

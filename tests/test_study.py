@@ -62,6 +62,46 @@ def test_grid_cells_and_stable_ids(pool_files, tmp_path):
     assert not ids & {c["cell_id"] for c in cells(changed)}  # a setting that decides results
 
 
+def test_later_settings_keep_old_cell_ids_at_their_defaults(pool_files, tmp_path):
+    """Options added for FIDELITY seed 001 change a cell's id only when set."""
+    from rewardlab.study.grid import cell_settings
+
+    cfg = _config(pool_files, tmp_path / "a")
+    ids = [c["cell_id"] for c in cells(cfg)]
+    settings = cell_settings(cfg, cells(cfg)[0])
+    assert "early_stopping" not in settings["head"] and "max_per_item" not in settings["simulation"]
+    assert "ties" not in settings["eval"]
+    tree = cfg.model_dump(mode="json")
+    explicit = parse_study_config({**tree, "simulation": {"scale": "std", "max_per_item": None,
+                                                          "each_prompt_once": False}})
+    assert [c["cell_id"] for c in cells(explicit)] == ids
+    for change in ({"simulation": {"scale": 1.5}}, {"simulation": {"scale": "per_prompt"}},
+                   {"simulation": {"max_per_item": 2}}, {"simulation": {"each_prompt_once": True}},
+                   {"eval": {**tree["eval"], "ties": "half"}},
+                   {"head": {**tree["head"], "early_stopping": False}}):
+        other = parse_study_config({**tree, **change})
+        assert not set(ids) & {c["cell_id"] for c in cells(other)}, change
+    with pytest.raises(ConfigError, match="simulation.scale"):
+        parse_study_config({**tree, "simulation": {"scale": -1.0}})
+    with pytest.raises(ConfigError, match="eval.ties"):
+        parse_study_config({**tree, "eval": {**tree["eval"], "ties": "coin"}})
+
+
+def test_sparse_fixed_scale_half_ties_cells_run(pool_files, tmp_path):
+    tree = _config(pool_files, tmp_path / "s", head=["mlp"], objective=["bt"], beta=[1.0]).model_dump(mode="json")
+    tree["simulation"] = {"scale": "per_prompt", "max_per_item": 2}
+    tree["eval"] = {**tree["eval"], "ties": "half"}
+    tree["head"] = {**tree["head"], "early_stopping": False, "val_fraction": 0.2}
+    tree["grid"]["quantity"] = [100]
+    cfg = parse_study_config(tree)
+    run_study(cfg, plots=False, log=lambda m: None)
+    (row,) = read_results(cfg.output_dir)
+    assert row["max_comparisons_per_item"] <= 2
+    assert row["pairwise_accuracy"] == row["pairwise_accuracy_half"]
+    assert 0 <= row["pairwise_tied_fraction"] <= 1
+    assert row["epochs_mean"] == 3  # early stopping off: every epoch
+
+
 def test_study_config_errors(pool_files, tmp_path):
     with pytest.raises(ConfigError, match="forest"):
         _config(pool_files, tmp_path, head=["forest"])
@@ -155,6 +195,27 @@ def test_best_of_n_and_pairwise_accuracy_hand_made():
     assert golden_pairwise_accuracy(pred, golden, prompts) == pytest.approx(1 / 7)  # 0 of 6 + 1 of 1
     with pytest.raises(ValueError):
         golden_pairwise_accuracy([1.0, 2.0], [3.0, 3.0], ["a", "a"])
+
+
+def test_golden_pairwise_accuracy_tie_policies_by_hand():
+    from rewardlab.eval.metrics import golden_pair_counts
+
+    golden = [1.0, 2.0, 3.0, 5.0, 0.0, 1.0, 1.0]
+    prompts = ["a", "a", "a", "b", "b", "c", "c"]
+    pred = [0.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0]
+    # a: (1,2) tied, (1,3) right, (2,3) right; b: (5 over 0) wrong; c: golden tie, not a pair
+    assert golden_pair_counts(pred, golden, prompts) == {"right": 2, "tied": 1, "wrong": 1, "pairs": 4}
+    assert golden_pairwise_accuracy(pred, golden, prompts) == pytest.approx(2 / 4)
+    assert golden_pairwise_accuracy(pred, golden, prompts, ties="wrong") == pytest.approx(2 / 4)
+    assert golden_pairwise_accuracy(pred, golden, prompts, ties="half") == pytest.approx(2.5 / 4)
+    assert golden_pairwise_accuracy(pred, golden, prompts, ties="drop") == pytest.approx(2 / 3)
+    constant = np.zeros(7)  # a predictor that ties everything: 0 when ties are wrong, chance with half
+    assert golden_pairwise_accuracy(constant, golden, prompts) == 0.0
+    assert golden_pairwise_accuracy(constant, golden, prompts, ties="half") == 0.5
+    with pytest.raises(ValueError, match="drop"):
+        golden_pairwise_accuracy(constant, golden, prompts, ties="drop")
+    with pytest.raises(ValueError, match="ties"):
+        golden_pairwise_accuracy(pred, golden, prompts, ties="coin")
 
 
 def test_pool_built_from_data_with_golden_column(tmp_path):

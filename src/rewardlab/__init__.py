@@ -31,7 +31,7 @@ _API = {
     "load_config": "rewardlab.config",
     "parse_config": "rewardlab.config",
     "RunConfig": "rewardlab.config",
-    "train_model": ("rewardlab.train.loop", "train"),  # not `train`: that is the subpackage's name
+    "train_model": "rewardlab.train.ensemble",  # one model or an ensemble (train.ensemble), as the config says
     # evaluate
     "evaluate": "rewardlab.eval.runner",
     "write_outputs": "rewardlab.eval.runner",

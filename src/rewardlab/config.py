@@ -52,6 +52,27 @@ class DataConfig(_Strict):
     # row layout and the attribute names (their order = the model's outputs); max_*_pairs count prompts.
     pointwise_layout: Literal["auto", "score", "correct", "attributes"] = "auto"
     attributes: list[str] | None = None
+    # Within each source, the chosen response longer in half the pairs (data/balance.py; docs/robust.md):
+    # resample the majority side or reweight (a `weight` column); the training table only.
+    length_balance: Literal["resample", "reweight"] | None = None
+    length_balance_by: Literal["source", "source_prefix", "all"] = "source"
+
+
+class EnsembleConfig(_Strict):
+    """``train.ensemble``: train ``members`` reward models with the one loop, each a normal run
+    directory ``OUT/member-<i>``, and ``OUT/ensemble.json`` naming them (docs/ensembles.md).
+    ``vary: seed``: member i runs with ``train.seed + i`` (head initialisation and data order);
+    ``vary: order``: every member keeps ``train.seed`` (the same start: WARM can average them) and
+    reads the data in the order of ``train.data_seed = train.seed + i``. ``aggregation``,
+    ``lambda`` and ``normalize`` are the defaults written into ensemble.json for scoring."""
+
+    members: int = Field(5, ge=2)
+    vary: Literal["seed", "order"] = "seed"
+    aggregation: Literal["mean", "min", "mean_minus_std"] = "mean"
+    lambda_: float = Field(1.0, ge=0, alias="lambda")
+    normalize: bool = True
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False, populate_by_name=True)
 
 
 class TrainConfig(_Strict):
@@ -66,6 +87,9 @@ class TrainConfig(_Strict):
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "bf16"] = "no"
     seed: int = 42
+    # The data order's seed (None: ``seed``), as transformers' TrainingArguments.data_seed; an
+    # ensemble with vary: order sets it per member.
+    data_seed: int | None = None
     eval_every: int = Field(100, gt=0)
     save_every: int = Field(200, gt=0)
     save_total_limit: int = Field(2, gt=0)
@@ -82,6 +106,7 @@ class TrainConfig(_Strict):
     # dropout noise (0.43 vs 0.05 on HumanEvalPack, FIDELITY.md 000). Also a quarter of a MiniLM step.
     disable_dropout: bool = True
     packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
+    ensemble: EnsembleConfig | None = None  # None: one model
 
 
 class MetaRMConfig(_Strict):
@@ -140,6 +165,15 @@ class CriticConfig(_Strict):
     max_new_tokens: int = Field(256, gt=0)
 
 
+class OdinConfig(_Strict):
+    """ODIN (Chen et al. 2024; docs/robust.md): a length head beside the reward (quality) head; the
+    objective on their sum plus ``length_weight`` · (|ρ(r_Q, len)| + 1 − ρ(r_L, len)) and
+    ``ortho_weight`` · |cos(w_Q, w_L)|. The reward at inference is the quality head alone."""
+
+    length_weight: float = Field(1.0, ge=0)
+    ortho_weight: float = Field(1.0, ge=0)
+
+
 class RunConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = ModelConfig()
@@ -150,6 +184,7 @@ class RunConfig(_Strict):
     metarm: MetaRMConfig | None = None  # None: plain training, nothing changes
     lora: LoraConfig | None = None  # None: full fine-tuning
     critic: CriticConfig | None = None  # Critic-RM joint critique + reward training (None: plain reward model)
+    odin: OdinConfig | None = None  # ODIN's length head and penalties (None: one head)
     # Written by rewardlab into OUT/config.yaml (versions, git commit); ignored on input.
     run: dict[str, Any] | None = None
 
@@ -262,4 +297,4 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)

@@ -41,6 +41,7 @@ def _main() -> None:
 
 
 app.command()(train.train)
+app.command()(train.warm)
 app.command()(evaluate.score)
 app.command("eval")(evaluate.eval_)
 app.command()(train.demo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,11 @@ CritiquesOpt = Annotated[Optional[int], typer.Option(
 CritiqueSeedOpt = Annotated[Optional[int], typer.Option(help="Critic-RM: seed of the critique sampling (default: the model's).")]
 CritiqueCacheOpt = Annotated[Optional[Path], typer.Option(
     help="Critic-RM: cache directory of the written critiques (a rerun resumes from it).")]
+# Ensemble directories (ensemble.json; docs/ensembles.md): how the members' rewards are combined.
+AggregationOpt = Annotated[Optional[Literal["mean", "min", "mean_minus_std"]], typer.Option(
+    help="Ensemble: mean, min or mean_minus_std (mean - lambda * std of the members) (default: ensemble.json's).")]
+EnsembleLambdaOpt = Annotated[Optional[float], typer.Option(
+    help="Ensemble: lambda of mean_minus_std, >= 0 (default: ensemble.json's).", min=0)]
 
 
 EVAL_RESULTS = ("results.json", "report.html", "scores.csv")  # what an earlier `eval` left in --out
@@ -46,11 +51,14 @@ def score(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
+    aggregation: AggregationOpt = None,
+    ensemble_lambda: EnsembleLambdaOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write every pair of DATA with reward_chosen and reward_rejected (Critic-RM: and the critiques;
     a multi-attribute model: reward_chosen_NAME and reward_rejected_NAME per attribute, and the gated
-    reward as reward_chosen/reward_rejected when it has a gating), in input order, keeping every
+    reward as reward_chosen/reward_rejected when it has a gating; an ensemble: the aggregate, and the
+    members' spread and rewards), in input order, keeping every
     input column (ids, metadata)."""
     from rewardlab.critic.load import load_model
     from rewardlab.data import load_preferences
@@ -62,11 +70,13 @@ def score(
         if critique_cache is not None:
             writable_dir(critique_cache, "--critique-cache")
         # checked and loaded before the data is read (a Critic-RM also gets its critique settings)
-        rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache)
+        rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache,
+                        aggregation=aggregation, lam=ensemble_lambda)
         table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows),
                                  keep_all_columns=True)
         s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
-        replaced = [c for c in ("reward_chosen", "reward_rejected", "critiques_chosen", "critiques_rejected")
+        replaced = [c for c in ("reward_chosen", "reward_rejected", "critiques_chosen", "critiques_rejected",
+                                "spread_chosen", "spread_rejected", "members_chosen", "members_rejected")
                     if table.has(c) and (c.startswith("reward_") or c in s)]
         names = getattr(rm, "attribute_names", None)
         if names:  # a multi-attribute model: one column per attribute and side, the gated scalar as reward
@@ -81,6 +91,9 @@ def score(
             table = table.with_column("reward_rejected", s["reward_rejected"].tolist())
         else:  # attributes without a gating: an input reward column stays as it was
             replaced = [c for c in replaced if not c.startswith("reward_")]
+        for key in ("spread_chosen", "spread_rejected", "members_chosen", "members_rejected"):  # an ensemble's
+            if key in s:
+                table = table.with_column(key, s[key].tolist())
         for side in ("chosen", "rejected"):  # a Critic-RM's m critiques per response
             if f"critiques_{side}" in s:
                 table = table.with_column(f"critiques_{side}", s[f"critiques_{side}"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -23,7 +23,8 @@ def _say(message: str) -> None:
 
 
 def serve(
-    model_dir: Annotated[Path, typer.Argument(help="A model directory saved by rewardlab (OUT/model).")],
+    model_dir: Annotated[Path, typer.Argument(help="A model directory saved by rewardlab (OUT/model), or an "
+                                                   "ensemble directory (OUT of train.ensemble: ensemble.json).")],
     host: Annotated[str, typer.Option(help="Address to listen on (loopback unless told otherwise).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port, 1 to 65535; 0 takes a free one (printed at start).", min=0,
                                       max=65535)] = 5000,
@@ -44,12 +45,18 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="On SIGTERM, seconds to let in-flight requests finish (>= 0).",
                                                  min=0)] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    aggregation: Annotated[Optional[Literal["mean", "min", "mean_minus_std"]], typer.Option(
+        help="Ensemble: mean, min or mean_minus_std (mean - lambda * std) (default: ensemble.json's).")] = None,
+    ensemble_lambda: Annotated[Optional[float], typer.Option(
+        help="Ensemble: lambda of mean_minus_std, >= 0 (default: ensemble.json's).", min=0)] = None,
 ) -> None:
     """Serve a reward model over HTTP for RL loops (OpenRLHF, verl, TRL).
 
     POST /get_reward (OpenRLHF), /classify (vLLM
     classify subset, verl), /score (rewardlab pairs or chat messages); GET /health, /metrics.
-    Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits."""
+    Concurrent requests are merged into length-sorted micro-batches. SIGTERM drains, then exits.
+    An ensemble directory is served as one model: its aggregate is the reward, and /score and
+    /get_reward add each item's member spread and member rewards."""
     from rewardlab.serve.protocol import Limits
 
     try:  # the ranges are declared with the options above (Typer checks them before this runs)
@@ -60,9 +67,16 @@ def serve(
             api_key = os.environ.get(api_key_env, "")
             if not api_key:
                 raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
+        from rewardlab.models.ensemble import is_ensemble_dir, locate_ensemble
         from rewardlab.models.locate import locate_model
 
-        locate_model(model_dir, option="MODEL_DIR")  # the check of every --model, before the port is bound
+        if is_ensemble_dir(model_dir):  # the manifest and every member, before the port is bound
+            locate_ensemble(model_dir, option="MODEL_DIR")
+        else:
+            if aggregation is not None or ensemble_lambda is not None:
+                raise ConfigError(f"--aggregation and --ensemble-lambda apply to ensemble directories (ensemble.json) "
+                                  f"only; MODEL_DIR {model_dir} is a single model")
+            locate_model(model_dir, option="MODEL_DIR")  # the check of every --model, before the port is bound
         limits = Limits(max_items=max_items, max_chars=max_chars, max_body_bytes=int(max_body_mb * 2**20))
         from rewardlab.serve.server import bind_socket
 
@@ -72,6 +86,7 @@ def serve(
 
     import torch
 
+    from rewardlab.models.ensemble import load_ensemble
     from rewardlab.models.reward_model import load_reward_model
     from rewardlab.serve.app import create_app
     from rewardlab.serve.server import run_server
@@ -79,7 +94,8 @@ def serve(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        rm = load_reward_model(model_dir, option="MODEL_DIR")
+        rm = (load_ensemble(model_dir, aggregation=aggregation, lam=ensemble_lambda, option="MODEL_DIR")
+              if is_ensemble_dir(model_dir) else load_reward_model(model_dir, option="MODEL_DIR"))
     except RewardlabError as e:
         sock.close()
         _fail(e)

@@ -27,19 +27,25 @@ def train(
 
     Writes into the config's output_dir (OUT, default runs/default): OUT/model/ (the exported
     reward model), metrics.jsonl, summary.json, config.yaml and checkpoints/. An OUT holding an
-    earlier run's results needs --resume (continue it) or --overwrite (replace it)."""
+    earlier run's results needs --resume (continue it) or --overwrite (replace it). With a
+    train.ensemble section: k members, each a run directory OUT/member-<i>, and OUT/ensemble.json
+    (--resume continues member by member; docs/ensembles.md)."""
     import os
 
     from rewardlab.config import load_config
     from rewardlab.train.checkpoint import latest
-    from rewardlab.train.loop import train as run
+    from rewardlab.train.ensemble import train_model as run
 
     try:
         cfg = load_config(config, set_ or [])
-        out = output_dir(cfg.output_dir, "output_dir", results=RUN_RESULTS, overwrite=overwrite, resume=resume,
-                         resumable=latest(Path(cfg.output_dir) / "checkpoints") is not None)
+        results, resumable = RUN_RESULTS, latest(Path(cfg.output_dir) / "checkpoints") is not None
+        if cfg.train.ensemble is not None:  # OUT/ensemble.json and OUT/member-<i>/, each a run directory
+            results = RUN_RESULTS + ("ensemble.json",) + tuple(f"member-{i}/" for i in range(cfg.train.ensemble.members))
+            resumable = (Path(cfg.output_dir) / "ensemble.json").is_file()
+        out = output_dir(cfg.output_dir, "output_dir", results=results, overwrite=overwrite, resume=resume,
+                         resumable=resumable)
         if overwrite and os.environ.get("RANK", "0") == "0":  # once under `accelerate launch`
-            remove_results(out, RUN_RESULTS)
+            remove_results(out, results)
         summary = run(cfg, resume=resume)
     except RewardlabError as e:
         _fail(e)
@@ -47,9 +53,15 @@ def train(
         console.print(f"interrupted by signal {summary['signal']} at step {summary['step']}; "
                       f"checkpoint {summary['checkpoint']}; continue with --resume")
         raise typer.Exit(128 + int(summary["signal"]))
+    out = Path(cfg.output_dir)
+    if cfg.train.ensemble is not None:
+        accs = ", ".join("-" if a is None else f"{a:.4f}" for a in summary["member_validation_accuracy"])
+        console.print(f"ensemble of {summary['members']} in {out}/: ensemble.json, member-<i>/ (each a run "
+                      f"directory); members' validation accuracy: {accs}\nnext: rewardlab score --model {out} "
+                      f"--data DATA --out scored.jsonl, rewardlab serve {out}, or rewardlab warm {out} --out DIR")
+        return
     if "validation" in summary:
         _print_train_summary(summary)
-    out = Path(cfg.output_dir)
     console.print(f"outputs in {out}/: model/ (the reward model), metrics.jsonl, summary.json, config.yaml, "
                   f"checkpoints/\nnext: rewardlab eval --model {out / 'model'} --data DATA")
 
@@ -90,6 +102,32 @@ def _print_train_summary(summary: dict) -> None:
         notes.append(f"pairs dropped by overlength=drop: {summary['truncation']['dropped_train_pairs']}")
     for note in notes:
         console.print(f"[yellow]data:[/] {escape(note)}", highlight=False)
+
+
+def warm(
+    members: Annotated[list[Path], typer.Argument(
+        help="An ensemble directory (ensemble.json) or two or more reward model directories.")],
+    out: Annotated[Path, typer.Option(help="Directory of the averaged reward model (a plain transformers model).")],
+    assume_same_start: Annotated[bool, typer.Option(
+        help="Members without a run config (OUT/config.yaml beside OUT/model): trust that they were fine-tuned "
+             "from one initialisation.")] = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """WARM: average the weights of ensemble members fine-tuned from the same start into one reward
+    model (Ramé et al. 2024).
+
+    The members must share backbone, tokenizer and initialisation (train.ensemble.vary: order);
+    LoRA adapter directories are refused (average the merged exports). OUT loads in plain
+    transformers (AutoModelForSequenceClassification) and in every rewardlab command."""
+    from rewardlab.models.warm import warm_export
+
+    try:
+        target = output_dir(out, "--out", results=("config.json", "model.safetensors"), overwrite=overwrite)
+        source = members[0] if len(members) == 1 else list(members)
+        path = warm_export(source, target, assume_same_start=assume_same_start)
+    except RewardlabError as e:
+        _fail(e)
+    console.print(f"WARM: averaged model in {path}\nnext: rewardlab eval --model {path} --data DATA")
 
 
 def demo(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rewardlab.critic.model import CriticRewardModel
 from rewardlab.errors import ConfigError
+from rewardlab.models.ensemble import is_ensemble_dir, load_ensemble
 from rewardlab.models.locate import REWARD_MODEL, locate_model
 from rewardlab.models.reward_model import load_reward_model
 
@@ -25,11 +26,20 @@ def is_critic_model(directory: str | Path) -> bool:
 
 
 def load_model(directory: str | Path, *, critiques: int | None = None, cache_dir: str | Path | None = None,
-               seed: int | None = None, option: str = "--model"):
+               seed: int | None = None, option: str = "--model", aggregation: str | None = None,
+               lam: float | None = None):
     """A saved reward model for scoring: a Critic-RM (with ``critiques`` m, ``seed`` and the
-    generation ``cache_dir`` overriding its saved settings) or a plain RewardModel (through
+    generation ``cache_dir`` overriding its saved settings), an ensemble directory (``ensemble.json``;
+    ``aggregation`` and ``lam`` override its defaults) or a plain RewardModel (through
     :func:`rewardlab.models.reward_model.load_reward_model`). Asking a plain reward model for critiques
     is an error."""
+    if is_ensemble_dir(directory):
+        if critiques is not None:
+            raise ConfigError(f"{directory}: --critiques applies to Critic-RM models only; this is an ensemble")
+        return load_ensemble(directory, aggregation=aggregation, lam=lam, option=option)
+    if aggregation is not None or lam is not None:
+        raise ConfigError(f"{directory}: --aggregation and --ensemble-lambda apply to ensemble directories "
+                          "(ensemble.json) only; this is a single reward model")
     if not is_critic_model(directory):
         if critiques is not None:
             raise ConfigError(f"{directory}: --critiques applies to Critic-RM models only "

@@ -129,10 +129,24 @@ def resolve_spec(spec: EmbedSpec) -> dict:
             "dim": int(text_cfg.hidden_size), "fingerprint": _fingerprint(path), "path": path}
 
 
-class Embedder:
-    """A backbone without head that turns encoded items into pooled vectors."""
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Per row of an attention mask ``[n, T]``, the position of the last real token (the largest
+    position whose mask is 1): right padding, left padding or none alike."""
+    positions = torch.arange(mask.shape[-1], device=mask.device)
+    return (positions * mask.long()).argmax(-1)
 
-    def __init__(self, spec: EmbedSpec, device: str | torch.device = "cpu") -> None:
+
+def pool_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``hidden [n, T, d]`` read at each row's last real token (``last`` pooling)."""
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(mask)]
+
+
+class Embedder:
+    """A backbone without head that turns encoded items into pooled vectors. ``padding_side``
+    (right by default) changes nothing in the vectors: position ids come from the attention
+    mask and pooling reads the last real token wherever the padding is."""
+
+    def __init__(self, spec: EmbedSpec, device: str | torch.device = "cpu", padding_side: str = "right") -> None:
         from transformers import AutoModel
 
         self.spec = spec
@@ -150,6 +164,9 @@ class Embedder:
         self.pad_id = int(pad if pad is not None else (self.tokenizer.eos_token_id or 0))
         self.policy = "truncate_right" if spec.overlength == "drop" else spec.overlength
         self.dim = int(self._resolved["dim"])
+        if padding_side not in ("left", "right"):
+            raise ConfigError(f"padding_side must be left or right, got {padding_side!r}")
+        self.padding_side = padding_side
 
     def resolved(self) -> dict:
         """The resolved spec (see :func:`resolve_spec`)."""
@@ -161,7 +178,7 @@ class Embedder:
     @torch.no_grad()
     def forward(self, items: list[Encoded]) -> np.ndarray:
         """Pooled vectors [len(items), d] (float32) of one batch."""
-        batch = {k: v.to(self.device) for k, v in pad_batch(items, self.pad_id, "right").items()}
+        batch = {k: v.to(self.device) for k, v in pad_batch(items, self.pad_id, self.padding_side).items()}
         mask = batch["attention_mask"]
         position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
         kwargs = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
@@ -171,8 +188,7 @@ class Embedder:
         hs = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
         rows = torch.arange(len(items), device=hs.device)
         if self.pooling == "last":
-            positions = torch.arange(mask.shape[-1], device=mask.device)
-            h = hs[rows, (positions * mask.long()).argmax(-1)]
+            h = pool_last(hs, mask)
         elif self.pooling == "cls":
             h = hs[rows, mask.long().argmax(-1)]
             pooler = getattr(self.model, "pooler", None)

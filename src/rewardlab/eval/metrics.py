@@ -436,30 +436,58 @@ def per_prompt_spearman(pred: Any, golden: Any, prompt_ids: Iterable[Hashable]) 
     return float(np.mean(rhos))
 
 
-def golden_pairwise_accuracy(pred: Any, golden: Any, prompt_ids: Iterable[Hashable]) -> float:
+TIE_POLICIES = ("wrong", "half", "drop")
+
+
+def golden_pairwise_accuracy(pred: Any, golden: Any, prompt_ids: Iterable[Hashable], *,
+                             ties: str = "wrong") -> float:
     """Pairwise accuracy against a golden reward (METHODS.md §3).
 
     Over every pair of items of the same prompt whose golden rewards differ, the fraction that
-    ``pred`` orders like ``golden``, strictly: a tie in ``pred`` is wrong (as in
-    :func:`pairwise_accuracy`). All such pairs of all prompts count equally. Raises
-    ``ValueError`` if there is no such pair.
+    ``pred`` orders like ``golden``. A tie in ``pred`` counts by ``ties``: ``wrong`` (0, strict,
+    as in :func:`pairwise_accuracy`; the default), ``half`` (0.5: the expected score of a coin
+    flip, the fair count for ranking against a golden: a constant predictor scores 0.5, not 0)
+    or ``drop`` (the pair leaves the denominator). All such pairs of all prompts count equally.
+    Raises ``ValueError`` if there is no such pair (with ``drop``: no untied one).
     """
+    counts = golden_pair_counts(pred, golden, prompt_ids)
+    return accuracy_from_counts(counts, ties)
+
+
+def golden_pair_counts(pred: Any, golden: Any, prompt_ids: Iterable[Hashable]) -> dict[str, int]:
+    """``{"right", "tied", "wrong", "pairs"}``: the same-prompt pairs with different golden
+    rewards that ``pred`` orders like ``golden``, ties, or orders the other way."""
     p = as_vector(pred, "pred", finite=True)
     g = as_vector(golden, "golden", finite=True)
     _same_length(pred=p, golden=g)
     labels = _labels(prompt_ids, "prompt_ids", p.size)
-    n_ok = n_all = 0
+    right = tied = n_all = 0
     for idx in _indices_by_label(labels).values():
         i, j = np.triu_indices(idx.size, k=1)
         a, b = idx[i], idx[j]
         diff = g[a] != g[b]
         hi = np.where(g[a] > g[b], a, b)[diff]
         lo = np.where(g[a] > g[b], b, a)[diff]
-        n_ok += int((p[hi] > p[lo]).sum())
+        right += int((p[hi] > p[lo]).sum())
+        tied += int((p[hi] == p[lo]).sum())
         n_all += int(hi.size)
-    if n_all == 0:
+    return {"right": right, "tied": tied, "wrong": n_all - right - tied, "pairs": n_all}
+
+
+def accuracy_from_counts(counts: dict[str, int], ties: str = "wrong") -> float:
+    """Accuracy from :func:`golden_pair_counts` under a tie policy (see :func:`golden_pairwise_accuracy`)."""
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
+    if counts["pairs"] == 0:
         raise ValueError("golden_pairwise_accuracy: no prompt has two items with different golden rewards")
-    return n_ok / n_all
+    if ties == "wrong":
+        return counts["right"] / counts["pairs"]
+    if ties == "half":
+        return (counts["right"] + 0.5 * counts["tied"]) / counts["pairs"]
+    untied = counts["pairs"] - counts["tied"]
+    if untied == 0:
+        raise ValueError("golden_pairwise_accuracy: every pair is tied in pred; nothing left with ties='drop'")
+    return counts["right"] / untied
 
 
 # ----------------------------------------------------------------------------- bundle

@@ -48,6 +48,11 @@ class HeadConfig(_Strict):
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0)
     val_fraction: float = Field(0.1, ge=0, lt=1)
+    # True: stop a member after ``patience`` epochs without a better validation loss and keep its
+    # best epoch (GBDT: ``gbdt.early_stopping_rounds``, best iteration). False: the paper's rule
+    # (Sun et al.'s public code): all ``epochs`` (GBDT: ``n_estimators`` rounds), keep the last
+    # parameters; the validation pairs are still held out of training and their loss is logged.
+    early_stopping: bool = True
     standardize: bool = True
     dtype: Literal["float32", "float64"] = "float32"
     # h for objectives that read features (NormBT's distance, contrastive terms): the head's last

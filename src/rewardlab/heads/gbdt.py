@@ -13,7 +13,8 @@ The trees score single items (one embedding row each). Objectives come from the 
   (NormBT) are the item embeddings.
 
 Early stopping watches the registry loss on the validation split of the pairs (the same split
-as the neural heads). An ensemble is k boosters with their members' seeds (bagging and feature
+as the neural heads); ``early_stopping: false`` trains all ``n_estimators`` rounds and keeps
+the last. An ensemble is k boosters with their members' seeds (bagging and feature
 subsampling differ), trained one after another; aggregation as for the neural heads.
 """
 
@@ -99,7 +100,8 @@ def fit_gbdt(
     }
     if g.num_threads:
         base["num_threads"] = g.num_threads
-    early = len(va) > 0
+    early = len(va) > 0  # validation pairs held out (their loss is watched)
+    stop = early and config.early_stopping  # False: all n_estimators rounds, the last iteration kept
     t0 = time.perf_counter()
     if native:
         rows = np.concatenate([chosen[tr], rejected[tr]])
@@ -135,12 +137,12 @@ def fit_gbdt(
             member_params["objective"] = _custom_objective(loss, pc, pr, hc, hr, train_cols, g.min_hessian)
             if early:
                 feval = _registry_metric(loss, vpc, vpr, vhc, vhr, val_cols)
-        callbacks = [lgb.early_stopping(g.early_stopping_rounds, verbose=False)] if early else []
+        callbacks = [lgb.early_stopping(g.early_stopping_rounds, verbose=False)] if stop else []
         booster = lgb.train(member_params, train_set, num_boost_round=g.n_estimators, valid_sets=valid,
                             feval=feval, callbacks=callbacks)
         boosters.append(booster)
         best_iters.append(int(booster.best_iteration or booster.current_iteration()))
-        score = booster.best_score.get("valid_0", {}) if early else {}
+        score = booster.best_score.get("valid_0", {}) if stop else {}
         val_losses.append(float(next(iter(score.values()))) if score else None)
         raw = booster.predict(X[train_items], raw_score=True, num_iteration=booster.best_iteration or None)
         offsets.append(float(np.mean(raw)))

@@ -189,7 +189,8 @@ class Trainer:
         best_epoch = [0] * k
         epochs_run = [0] * k
         bad = [0] * k
-        early = cfg.val_fraction > 0 and len(self.va_c) > 0
+        monitor = cfg.val_fraction > 0 and len(self.va_c) > 0  # a validation loss to log
+        early = monitor and cfg.early_stopping
         n_tr = len(self.tr_c)
         n_units = 2 * n_tr if self.pointwise else n_tr
         bs = 2 * cfg.batch_size if self.pointwise else cfg.batch_size
@@ -230,10 +231,14 @@ class Trainer:
                 steps += 1
             for g in active:
                 epochs_run[g] += 1
-            if not early:
+            if not monitor:
                 continue
             vals = self._val_losses(model, losses)
             history.append([vals[active.index(g)] if g in active else None for g in range(k)])
+            if not early:  # the paper's rule: log the validation loss, never stop, keep the last
+                best_loss = [vals[active.index(g)] for g in range(k)]
+                best_epoch = [epoch + 1] * k
+                continue
             params = list(model.parameters())
             stop = []
             for row, g in enumerate(active):
@@ -251,7 +256,7 @@ class Trainer:
                 if not active:
                     break
                 model, opt = self._compact(model, opt, keep)
-        if not early:  # no validation: keep the last parameters
+        if not early:  # no validation, or early stopping off: keep the last parameters
             for store, p in zip(best, model.parameters()):
                 store[torch.tensor(active)] = p.detach()
         n_layers = len(self.model.weights)

@@ -106,6 +106,9 @@ def _check_directory(path: Path, label: str, kind: str) -> str:
         hint = ""
         if (path / "model" / "config.json").is_file():
             hint = f"; it looks like a run directory: did you mean {path / 'model'}?"
+        elif (path / "ensemble.json").is_file():
+            hint = ("; it is an ensemble directory (ensemble.json): rewardlab score, serve, the rubric scorer and "
+                    "load_model take ensembles, this command takes one model (e.g. a member, or rewardlab warm's export)")
         elif not any(path.iterdir()):
             hint = " (the directory is empty)"
         raise ConfigError(f"{label} is not a model directory: no {', no '.join(missing)}{hint}; "

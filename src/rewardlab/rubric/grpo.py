@@ -26,6 +26,7 @@ weighted mean and the worst criterion (``eval.before: true`` also scores the ini
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardlab.errors import ConfigError, DataError
+from rewardlab.eval.drift import DriftMonitor
 
 
 RESULTS = ("summary.json", "model/")  # what a finished run leaves in output_dir
@@ -237,6 +239,8 @@ def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
     train, held = split_prompts(recipe)
     num_generations = int(recipe.grpo.get("num_generations", 8))
     reward = make_reward(recipe, rubric, num_generations)
+    (out / "drift.jsonl").unlink(missing_ok=True)
+    reward.drift = DriftMonitor(out / "drift.jsonl", write=int(os.environ.get("RANK", "0")) == 0)
     args = grpo_args(recipe, reward, out)
     path = resolve(recipe.model)
     summary: dict[str, Any] = {"recipe": recipe.model_dump(), "n_train_prompts": len(train), "n_eval_prompts": len(held),
@@ -261,6 +265,9 @@ def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
     summary["train_seconds"] = round(time.perf_counter() - t0, 1)
     summary["log_history"] = trainer.state.log_history
     summary["reward_state"] = reward.state_dict()
+    summary["drift"] = reward.drift.report()  # per-step reward, length, spread: OUT/drift.jsonl
+    for w in summary["drift"]["warnings"]:
+        log(f"drift: {w['message']}")
     model_dir = out / "model"
     trainer.save_model(str(model_dir))
     tok.save_pretrained(model_dir)

@@ -29,7 +29,10 @@ its own slice. Groups are consecutive runs of ``num_generations`` completions of
 (leave it unset). Each call (training and evaluation alike) updates the EMA. Logged through
 ``log_metric`` (global-batch values): ``rubric/<criterion>/mean``, ``rubric/<criterion>/weight``,
 ``rubric/<criterion>/saturation`` (focal), ``rubric/worst_criterion``, ``rubric/mean_score``,
-``rubric/invalid`` and ``rubric/unparsed`` (counts in this batch).
+``rubric/invalid`` and ``rubric/unparsed`` (counts in this batch); a criterion scored by a reward
+model ensemble also ``rubric/<criterion>/spread`` (the members' mean std on this process's items).
+``drift=`` (a :class:`rewardlab.eval.drift.DriftMonitor`) records the mean reward, response length
+and spread per call, for over-optimisation monitoring (docs/ensembles.md).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 import torch
 
 from rewardlab.errors import ConfigError
+from rewardlab.eval.drift import DriftMonitor
 from rewardlab.rubric import aggregators as agg
 from rewardlab.rubric.spec import Rubric
 
@@ -77,7 +81,8 @@ class RubricReward:
 
     def __init__(self, rubric: Rubric, aggregator: str = "focal", *, num_generations: int,
                  gamma: float = 1.0, saturation: str = "batch", ema_beta: float = 0.9,
-                 level: str = "reward", output: str | None = None, gather: Gather | None = None) -> None:
+                 level: str = "reward", output: str | None = None, gather: Gather | None = None,
+                 drift: DriftMonitor | None = None) -> None:
         if aggregator not in agg.AGGREGATORS:
             raise ConfigError(f"unknown aggregator {aggregator!r}; expected one of {agg.AGGREGATORS}")
         if saturation not in agg.SATURATION_ESTIMATORS:
@@ -97,6 +102,7 @@ class RubricReward:
         self.num_generations, self.gamma, self.saturation = num_generations, gamma, saturation
         self.ema_beta, self.level = ema_beta, level
         self.gather = gather or torch_gather
+        self.drift = drift
         self.ema: torch.Tensor | None = None
         self.calls = 0
         self.last: agg.Aggregated | None = None
@@ -162,9 +168,30 @@ class RubricReward:
         values = (out.rewards if self.output == "reward" else out.advantages).reshape(-1)
         start = rank * len(prompts)  # TRL's process slices: equal lengths, in rank order
         mine = values[start:start + len(prompts)]
+        spreads = self._spreads()
         if log_metric is not None:
             self._log(scores, out, counts.sum(0), log_metric)
+            for name, spread in spreads.items():
+                log_metric(f"rubric/{name}/spread", float(np.mean(spread)))
+        if self.drift is not None:
+            self._record_drift(out, prompts, completions, completion_ids, spreads, kwargs.get("trainer_state"))
         return [None if torch.isnan(v) else float(v) for v in mine]
+
+    def _spreads(self) -> dict[str, np.ndarray]:
+        """The member spread of each criterion scored by an ensemble, on this call's items."""
+        return {c.name: c.scorer.last_spread for c in self.rubric.criteria
+                if getattr(c.scorer, "last_spread", None) is not None}
+
+    def _record_drift(self, out, prompts, completions, completion_ids, spreads, state) -> None:
+        from rewardlab.rubric.scorers import text_of
+
+        rewards = out.rewards.reshape(-1)  # the global batch's aggregated rubric reward (the same on every process)
+        lengths = ([len(ids) for ids in completion_ids] if completion_ids is not None
+                   else [len(text_of(c)) for c in completions])
+        spread = np.concatenate(list(spreads.values())) if spreads else None
+        step = getattr(state, "global_step", None)
+        self.drift.record(self.calls if step is None else step, [float(v) for v in rewards], lengths, spread,
+                          length_unit="tokens" if completion_ids is not None else "characters")
 
     def _check_groups(self, prompts, rank: int, n_local: int) -> None:
         """Completions of one group share their prompt (catches a num_generations mismatch)."""

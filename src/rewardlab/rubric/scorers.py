@@ -11,7 +11,15 @@
   parses as JSON;
 - ``function: "package.module:function"``: called as ``function(prompt=..., completion=...)``,
   returns a number in the criterion's ``range`` (a bool counts as 1/0), or None when it cannot
-  score the item.
+  score the item;
+- named text checks (``NAME: true``), for rules-only rubrics whose criteria pull against each
+  other (FIDELITY seed 002; ``configs/rubrics/tradeoff.yaml``), each a pure function below:
+  ``no_preamble`` (the answer does not open with a filler such as "Sure," or "As an AI"),
+  ``gives_reason`` (a causal connective: because, since, due to, so that, therefore, ...),
+  ``number_or_entity`` (a digit, a spelled-out number, or a capitalised word that does not
+  start a sentence, as a named-entity stand-in without a tagger), ``ends_cleanly`` (the last
+  sentence is finished: ends in . ! or ? (optionally a closing quote or bracket), brackets
+  and quotes balanced, no dangling connective before the stop).
 
 The built-in checks give 1/0, so their range is [0, 1].
 
@@ -47,7 +55,8 @@ from typing import Any
 from rewardlab.errors import ConfigError, DataError
 
 SCORER_TYPES = ("rule", "reward_model", "judge")
-RULE_CHECKS = ("regex", "contains", "length", "json", "function")
+NAMED_CHECKS = ("no_preamble", "gives_reason", "number_or_entity", "ends_cleanly")
+RULE_CHECKS = ("regex", "contains", "length", "json", "function", *NAMED_CHECKS)
 _FLAGS = {"IGNORECASE": re.IGNORECASE, "DOTALL": re.DOTALL, "MULTILINE": re.MULTILINE}
 JUDGE_TEMPLATE = (
     "You are grading a response against one criterion.\n\nCriterion: {question}\n\n"
@@ -113,6 +122,63 @@ def is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+PREAMBLE = re.compile(
+    r"^\W*(sure|certainly|of course|absolutely|great question|good question|okay|ok|well|hello|hi|"
+    r"i'?d be (happy|glad) to|i can help|as an ai|as a language model|here'?s|here is|here are|"
+    r"thanks? (you )?for (asking|the question))\b", re.IGNORECASE)
+REASON = re.compile(r"\b(because|since|due to|owing to|so that|therefore|thus|hence|as a result|"
+                    r"which means|the reason)\b", re.IGNORECASE)
+NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve twenty thirty forty "
+                "fifty sixty seventy eighty ninety hundred thousand million billion first second third").split()
+_NUMBER = re.compile(r"\d|\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_DANGLING = {"and", "or", "but", "the", "a", "an", "of", "to", "with", "because", "so", "which", "that", "for"}
+
+
+def has_preamble(text: str) -> bool:
+    """Whether the text opens with a filler before the answer ("Sure!", "As an AI, ...")."""
+    return bool(PREAMBLE.match(text))
+
+
+def gives_reason(text: str) -> bool:
+    """Whether the text states a reason (a causal connective such as because, since, therefore)."""
+    return bool(REASON.search(text))
+
+
+def has_number_or_entity(text: str) -> bool:
+    """A digit, a spelled-out number, or a capitalised word that does not start a sentence (a
+    named-entity stand-in: "Paris", "the Nile"; the pronoun "I" does not count)."""
+    if _NUMBER.search(text):
+        return True
+    start = True  # the next word starts a sentence
+    for m in re.finditer(r"[A-Za-z][A-Za-z'’-]*|[.!?:]", text):
+        tok = m.group(0)
+        if tok in ".!?:":
+            start = True
+            continue
+        if not start and tok[0].isupper() and tok not in ("I", "I'm", "I've", "I'd", "I'll"):
+            return True
+        start = False
+    return False
+
+
+def ends_cleanly(text: str) -> bool:
+    """Whether the last sentence is finished: the stripped text ends in . ! or ? (a closing quote
+    or bracket may follow), brackets and double quotes are balanced, and the word before the
+    stop is not a dangling connective ("and.", "the.")."""
+    t = text.strip()
+    if not re.search(r"[.!?][\"'”’)\]]*$", t) or t.endswith("..."):
+        return False
+    if t.count("(") != t.count(")") or t.count("[") != t.count("]") or t.count('"') % 2:
+        return False
+    words = _WORD.findall(t)
+    return bool(words) and words[-1].lower() not in _DANGLING
+
+
+_NAMED = {"no_preamble": lambda t: not has_preamble(t), "gives_reason": gives_reason,
+          "number_or_entity": has_number_or_entity, "ends_cleanly": ends_cleanly}
 
 
 def length_ok(text: str, low: float | None, high: float | None, unit: str) -> bool:
@@ -185,9 +251,9 @@ class RuleScorer(Scorer):
             self.unit = value.get("unit", "chars")
             if self.unit not in ("chars", "words"):
                 raise _bad(source, f"{where}.length.unit", "chars or words", self.unit)
-        elif self.check == "json":
+        elif self.check in ("json", *NAMED_CHECKS):
             if value is not True:
-                raise _bad(source, f"{where}.json", "true", value)
+                raise _bad(source, f"{where}.{self.check}", "true", value)
         else:
             self.fn = load_callable(value, source, f"{where}.function")
         if self.fn is None:
@@ -204,6 +270,8 @@ class RuleScorer(Scorer):
             return any(hits) if self.any else all(hits)
         if self.check == "length":
             return length_ok(text, *self.bounds, self.unit)
+        if self.check in _NAMED:
+            return _NAMED[self.check](text)
         return is_json(text)
 
     def score(self, prompts, completions):
@@ -239,8 +307,9 @@ class RewardModelScorer(Scorer):
         resolved = Path(path)
         if not resolved.is_absolute() and not resolved.exists():  # relative to the rubric file
             resolved = Path(source).parent / path
-        if not (resolved / "config.json").is_file():
-            raise _bad(source, f"{where}.path", "a directory with config.json (a saved reward model)", path)
+        if not ((resolved / "config.json").is_file() or (resolved / "ensemble.json").is_file()):
+            raise _bad(source, f"{where}.path", "a directory with config.json (a saved reward model) or "
+                       "ensemble.json (an ensemble)", path)
         self.path = resolved
         m = spec.get("map", {"kind": "sigmoid"})
         if not isinstance(m, dict) or m.get("kind") not in ("sigmoid", "minmax"):
@@ -259,13 +328,20 @@ class RewardModelScorer(Scorer):
         self.map = dict(m)
         self.batch_size = _positive_int(spec, "batch_size", 16, source, where)
         self.model = None
+        self.last_spread = None  # an ensemble's member spread per item of the last call (RubricReward logs it)
 
     def score(self, prompts, completions):
         if self.model is None:
+            from rewardlab.models.ensemble import is_ensemble_dir, load_ensemble
             from rewardlab.models.reward_model import RewardModel
 
-            self.model = RewardModel.from_pretrained(self.path)
-        raw = self.model.score(list(prompts), [text_of(c) for c in completions], batch_size=self.batch_size)
+            self.model = load_ensemble(self.path) if is_ensemble_dir(self.path) else RewardModel.from_pretrained(self.path)
+        texts = [text_of(c) for c in completions]
+        if getattr(self.model, "is_ensemble", False):
+            s = self.model.score_members(list(prompts), texts, batch_size=self.batch_size)
+            raw, self.last_spread = s.reward, s.spread
+        else:
+            raw = self.model.score(list(prompts), texts, batch_size=self.batch_size)
         return [map_score(float(s), self.map) for s in raw]
 
 

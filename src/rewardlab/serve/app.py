@@ -89,13 +89,35 @@ class ModelScorer:
                                    f"cannot be encoded for this model ({detail})") from None
         return out
 
+    @property
+    def ensemble(self) -> bool:
+        """An ensemble (``models.ensemble.RewardEnsemble``): ``score`` returns its members' rewards."""
+        return getattr(self.rm, "is_ensemble", False)
+
     def score(self, items: list[Encoded]) -> np.ndarray:
-        """Rewards of a micro-batch, in forward passes of similar lengths (``length_groups``)."""
-        k = self.rm.num_labels  # a multi-attribute model scores K columns
-        rewards = np.zeros(len(items) if k == 1 else (len(items), k), dtype=np.float64)
+        """Rewards of a micro-batch, in forward passes of similar lengths (``length_groups``): ``[n]``;
+        a multi-attribute model's ``[n, K]`` attribute scores; for an ensemble, the members'
+        (standardised) rewards ``(n, k)``, combined per request by ``split`` with the same functions
+        offline scoring uses."""
+        k = len(self.rm) if self.ensemble else 0
+        labels = 1 if self.ensemble else getattr(self.rm, "num_labels", 1)
+        shape = (len(items), k) if k else (len(items) if labels == 1 else (len(items), labels))
+        rewards = np.zeros(shape, dtype=np.float64)
         for group in length_groups([len(e.input_ids) for e in items], self.batch_size, self.max_padding):
-            rewards[group] = self.rm.score_encoded([items[i] for i in group], batch_size=len(group))
+            chunk = [items[i] for i in group]
+            if k:
+                rewards[group] = self.rm.score_members_encoded(chunk, batch_size=len(group)).members
+            else:
+                rewards[group] = self.rm.score_encoded(chunk, batch_size=len(group))
         return rewards
+
+    def split(self, scored: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(rewards, extra response fields): an ensemble's aggregate, and its ``spread`` (members'
+        std) and ``member_rewards`` per item; a single model's rewards and nothing else."""
+        if not self.ensemble:
+            return scored, {}
+        s = self.rm.combine(scored)
+        return s.reward, {"spread": s.spread.tolist(), "member_rewards": s.members.tolist()}
 
 
 def _error(status: int, kind: str, message: str, field: str | None = None) -> dict:
@@ -104,7 +126,9 @@ def _error(status: int, kind: str, message: str, field: str | None = None) -> di
 
 def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wait_ms: float = 5.0,
                max_padding: float = 0.2, limits: Limits = Limits(), api_key: str | None = None) -> FastAPI:
-    """The app serving ``rm`` (a :class:`~rewardlab.models.reward_model.RewardModel`)."""
+    """The app serving ``rm`` (a :class:`~rewardlab.models.reward_model.RewardModel` or a
+    :class:`~rewardlab.models.ensemble.RewardEnsemble`: its aggregate as the reward, plus ``spread``
+    and ``member_rewards`` per item in ``/score`` and ``/get_reward``)."""
     scorer = ModelScorer(rm, batch_size=max_batch, max_padding=max_padding)
     metrics = ServerMetrics()
     batcher = MicroBatcher(scorer.score, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0,
@@ -176,7 +200,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
         return response
 
-    async def score_items(items, endpoint: str, max_length: int | None = None) -> tuple[np.ndarray, list[Encoded]]:
+    async def score_items(items, endpoint: str, max_length: int | None = None) -> tuple[np.ndarray, list[Encoded], dict]:
         loop = asyncio.get_running_loop()
         encoded = await loop.run_in_executor(encoder["pool"], scorer.encode_all, items, max_length)
         truncated = Counter(e.status for e in encoded if e.status != "ok")
@@ -188,9 +212,10 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
         finally:
             metrics.queued_items.dec(len(encoded))
         metrics.items.labels(endpoint).inc(len(encoded))
-        return rewards, encoded
+        rewards, extra = scorer.split(rewards)  # an ensemble's aggregate, spread and member rewards
+        return rewards, encoded, extra
 
-    names = rm.attribute_names if rm.num_labels > 1 else None
+    names = rm.attribute_names if getattr(rm, "num_labels", 1) > 1 else None
 
     async def gated(prompts, scores: np.ndarray) -> list[float]:
         """A multi-attribute model's gated scalar (the prompts' vectors, then the gating)."""
@@ -203,7 +228,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
     @app.post("/get_reward")
     async def get_reward(request: Request) -> Response:
         async def work(body):
-            rewards, _ = await score_items(parse_get_reward(body, limits), "get_reward")
+            rewards, _, extra = await score_items(parse_get_reward(body, limits), "get_reward")
             if names is not None:  # the gated scalar from the attribute scores and the prompts
                 prompts = body.get("prompts") if isinstance(body, dict) else None
                 if prompts is None or not all(isinstance(p, str) for p in prompts):
@@ -213,7 +238,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
                 return {"rewards": values, "scores": values, "extra_logs": {},
                         "attributes": rewards.tolist(), "attribute_names": names}
             values = rewards.tolist()
-            return {"rewards": values, "scores": values, "extra_logs": {}}
+            return {"rewards": values, "scores": values, "extra_logs": {}, **extra}
 
         return await handle(request, "get_reward", work)
 
@@ -221,7 +246,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
     async def classify(request: Request) -> Response:
         async def work(body):
             req = parse_classify(body, limits)
-            rewards, encoded = await score_items(req.items, "classify", req.truncate_prompt_tokens)
+            rewards, encoded, _ = await score_items(req.items, "classify", req.truncate_prompt_tokens)
             probs = expit(rewards) if req.use_activation else rewards
             tokens = sum(len(e.input_ids) for e in encoded)
             return {
@@ -240,7 +265,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
     async def score(request: Request) -> Response:
         async def work(body):
             items = parse_score(body, limits)
-            rewards, encoded = await score_items(items, "score")
+            rewards, encoded, extra = await score_items(items, "score")
             truncation = dict(Counter(e.status for e in encoded if e.status != "ok"))
             if names is not None:  # the attribute vector of each item, and the gated scalar with a gating
                 out = {"attributes": rewards.tolist(), "attribute_names": names, "model": model_name,
@@ -248,7 +273,7 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
                 if rm.gating is not None:
                     out["rewards"] = await gated([item.prompt for item in items], rewards)
                 return out
-            return {"rewards": rewards.tolist(), "model": model_name, "truncated": truncation}
+            return {"rewards": rewards.tolist(), "model": model_name, "truncated": truncation, **extra}
 
         return await handle(request, "score", work)
 
@@ -259,7 +284,8 @@ def create_app(rm, *, model_name: str = "rewardlab", max_batch: int = 32, max_wa
                 "max_length": s.max_length, "overlength": s.overlength, "max_batch": max_batch,
                 "max_wait_ms": max_wait_ms, "max_padding": max_padding, "max_items": limits.max_items,
                 "max_chars": limits.max_chars, "max_body_bytes": limits.max_body_bytes,
-                "queued_items": batcher.queued_items}
+                "queued_items": batcher.queued_items,
+                **({"ensemble": rm.describe()} if scorer.ensemble else {})}
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:

@@ -5,7 +5,8 @@ waiting or the oldest has waited ``max_wait_s``, lets more arrive. It then takes
 oldest first, up to ``max_batch`` items (a single larger request goes alone and is scored in
 chunks of ``max_batch``), and runs ``score_fn`` on them in one worker thread: torch releases the
 GIL, so the event loop keeps accepting and parsing requests meanwhile. ``score_fn`` sorts the
-items by length (``RewardModel.score_encoded`` does), so each forward pass pads little.
+items by length (``RewardModel.score_encoded`` does), so each forward pass pads little. It returns
+one row per item: a reward, or (an ensemble) the members' rewards, shape ``(items, k)``.
 
 A failing scoring call fails the requests of that call only; the batcher keeps running. ``stop``
 drains: every request already submitted is still scored before the loop ends.
@@ -157,7 +158,7 @@ class MicroBatcher:
             try:
                 rewards = await loop.run_in_executor(self._executor, self.score_fn, items)
                 rewards = np.asarray(rewards, dtype=np.float64)
-                if rewards.shape[:1] != (len(items),):  # [n], or [n, K] for a multi-attribute model
+                if rewards.ndim not in (1, 2) or rewards.shape[0] != len(items):  # 2-D: an ensemble's members
                     raise RuntimeError(f"score_fn returned shape {rewards.shape} for {len(items)} items")
             except Exception as e:  # noqa: BLE001 - fail these requests, keep serving
                 log.exception("scoring %d items failed", len(items))

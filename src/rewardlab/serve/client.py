@@ -44,13 +44,16 @@ class RemoteReward:
     Items are sent in requests of at most ``batch_size`` (keep it within the server's
     ``--max-items``). Connection failures and 503 answers are retried ``retries`` times with
     exponential backoff; a 4xx raises :class:`RemoteRewardError` with the server's message.
-    The client holds a keep-alive connection pool; it is rebuilt after pickling.
+    The client holds a keep-alive connection pool; it is rebuilt after pickling. Served by an
+    ensemble, ``last_spread`` holds the member spread of the last call's items; ``drift=`` (a
+    :class:`rewardlab.eval.drift.DriftMonitor`) records mean reward, length and spread per call.
     """
 
     __name__ = "remote_reward"  # TRL logs the rewards under the function's name
 
     def __init__(self, url: str, *, api_key: str | None = None, api_key_env: str | None = None,
-                 timeout: float = 120.0, batch_size: int = 64, retries: int = 3, backoff: float = 0.5):
+                 timeout: float = 120.0, batch_size: int = 64, retries: int = 3, backoff: float = 0.5,
+                 drift=None):
         if api_key is None and api_key_env is not None:
             api_key = os.environ.get(api_key_env) or None
             if api_key is None:
@@ -61,10 +64,20 @@ class RemoteReward:
         self.api_key, self.timeout, self.batch_size = api_key, timeout, batch_size
         self.retries, self.backoff = retries, backoff
         self._client: httpx.Client | None = None
+        self.drift, self.last_spread, self.calls = drift, None, 0
 
     # ------------------------------------------------------------------ TRL interface
-    def __call__(self, prompts, completions, **kwargs) -> list[float]:
-        return self.score_items(_as_items(prompts, completions))
+    def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float]:
+        rewards = self.score_items(_as_items(prompts, completions))
+        self.calls += 1
+        if self.drift is not None:
+            lengths = ([len(ids) for ids in completion_ids] if completion_ids is not None
+                       else [len(c) if isinstance(c, str) else sum(len(str(m.get("content", ""))) for m in c)
+                             for c in completions])
+            step = getattr(kwargs.get("trainer_state"), "global_step", None)
+            self.drift.record(self.calls if step is None else step, rewards, lengths, self.last_spread,
+                              length_unit="tokens" if completion_ids is not None else "characters")
+        return rewards
 
     # ------------------------------------------------------------------ plain calls
     def score(self, prompts, responses) -> list[float]:
@@ -81,9 +94,15 @@ class RemoteReward:
     def _rewards(self, path: str, field: str, values: list) -> list[float]:
         """POST ``values`` under ``field`` in requests of at most ``batch_size``; the rewards in order."""
         rewards: list[float] = []
+        spread: list[float] | None = []
         for start in range(0, len(values), self.batch_size):
             answer = self._post(path, {field: values[start:start + self.batch_size]})
             rewards.extend(float(r) for r in answer["rewards"])
+            if spread is not None and "spread" in answer:  # an ensemble server
+                spread.extend(float(v) for v in answer["spread"])
+            else:
+                spread = None
+        self.last_spread = spread
         return rewards
 
     def health(self) -> dict:

@@ -11,9 +11,11 @@ from rewardlab.strength.ensemble import (
     random_flips,
     strength_stats,
     summarize,
+    swap_precision,
 )
 
 __all__ = [
     "RECIPES", "DenoisePlan", "StrengthResult", "apply_recipe", "crossfit_finetune", "crossfit_heads",
     "decile_groups", "noise_detection", "plan_recipe", "prompt_folds", "random_flips", "strength_stats", "summarize",
+    "swap_precision",
 ]

@@ -246,6 +246,32 @@ def random_flips(n: int, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
+def swap_precision(mu: np.ndarray, swapped: np.ndarray, fraction: float, end: str = "weakest") -> dict[str, Any]:
+    """How many known swaps the ``fraction`` weakest (or strongest) pairs by μ̂ hold.
+
+    The set is the k = round(fraction · n) pairs of lowest μ̂ (``end="weakest"``) or highest
+    (``end="strongest"``), ties broken by position (stable sort, so the set is deterministic).
+    Returns ``{"k", "hits" (swaps in the set), "n_swapped", "precision" (hits / k: the share of
+    swaps in the set; its chance value is the swap rate), "recall" (hits / n_swapped),
+    "base_rate"}``; precision is None for an empty set, recall None without swaps.
+    The paper's analogue is the GPT-4 disagreement of its weakest and strongest 500 pairs.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    swapped = np.asarray(swapped, dtype=bool)
+    if mu.ndim != 1 or swapped.shape != mu.shape:
+        raise ConfigError(f"strengths {mu.shape} and swap mask {swapped.shape} must be 1-D of one length")
+    if not 0 <= fraction <= 1:
+        raise ConfigError(f"fraction must be in [0, 1], got {fraction}")
+    if end not in ("weakest", "strongest"):
+        raise ConfigError(f"end must be 'weakest' or 'strongest', got {end!r}")
+    n, n_swapped = len(mu), int(swapped.sum())
+    k = int(round(fraction * n))
+    order = np.argsort(mu if end == "weakest" else -mu, kind="stable")
+    hits = int(swapped[order[:k]].sum())
+    return {"k": k, "hits": hits, "n_swapped": n_swapped, "precision": hits / k if k else None,
+            "recall": hits / n_swapped if n_swapped else None, "base_rate": n_swapped / n if n else None}
+
+
 def noise_detection(mu: np.ndarray, flipped: np.ndarray) -> dict[str, Any]:
     """How well low μ̂ finds flipped pairs: AUROC of −μ̂ (scikit-learn), and the precision and
     recall of the lowest-x% set, x the flipped fraction."""
@@ -257,9 +283,8 @@ def noise_detection(mu: np.ndarray, flipped: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"n": int(len(mu)), "n_flipped": n_flip}
     if n_flip == 0 or n_flip == len(mu):
         return {**out, "auroc": None, "precision_at_x": None, "recall_at_x": None}
-    lowest = np.argsort(mu, kind="stable")[:n_flip]
-    hit = int(flipped[lowest].sum())
-    out.update(auroc=float(roc_auc_score(flipped, -mu)), precision_at_x=hit / n_flip, recall_at_x=hit / n_flip,
+    at_x = swap_precision(mu, flipped, n_flip / len(mu))  # k = n_flip: precision equals recall
+    out.update(auroc=float(roc_auc_score(flipped, -mu)), precision_at_x=at_x["precision"], recall_at_x=at_x["recall"],
                frac_negative_flipped=float((mu[flipped] < 0).mean()),
                frac_negative_clean=float((mu[~flipped] < 0).mean()))
     return out

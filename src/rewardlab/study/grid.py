@@ -82,12 +82,32 @@ class EmbeddingConfig(_Strict):
 
 
 class SimulationConfig(_Strict):
-    scale: float | Literal["std"] = "std"
+    """The annotator's noise scale and sparse pairing (``rewardlab.data.simulate``): ``scale``
+    ``std``/``global`` (std of all golden rewards), a number (fixed) or ``per_prompt``;
+    ``max_per_item`` caps the pairs an item occurs in; ``each_prompt_once`` is the paper's
+    one-comparison-per-prompt schedule (a cell's quantity may not exceed the training prompts)."""
+
+    scale: float | Literal["std", "global", "per_prompt"] = "std"
+    max_per_item: int | None = Field(None, ge=1)
+    each_prompt_once: bool = False
+
+    @field_validator("scale")
+    @classmethod
+    def _positive_scale(cls, v: Any) -> Any:
+        if not isinstance(v, str) and not v > 0:
+            raise ValueError("a fixed scale must be > 0")
+        return v
 
 
 class EvalConfig(_Strict):
+    """``ties``: how a tied prediction counts in ``pairwise_accuracy`` (``wrong``, ``half``,
+    ``drop``); every row also carries ``pairwise_accuracy_half`` and ``pairwise_tied_fraction``."""
+
     best_of_n: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3, 4, 5, 6, 7], min_length=1)
     n_perm: int = Field(100, gt=0)
+    # Over-optimisation curve (eval/overopt.py): best-of-N with replacement, N beyond the pool size.
+    overopt_n: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 4, 8, 16, 32, 64, 128, 256, 1024], min_length=1)
+    ties: Literal["wrong", "half", "drop"] = "wrong"
 
 
 class GridConfig(_Strict):
@@ -189,14 +209,28 @@ def cells(cfg: StudyConfig) -> list[dict[str, Any]]:
     return out
 
 
+# Settings added after studies were run, left out of a cell's id while at their defaults so that
+# those studies' finished cells keep their ids (and are not rerun).
+_LATER = {"head": {"early_stopping": True}, "simulation": {"max_per_item": None, "each_prompt_once": False},
+          "eval": {"ties": "wrong"}}
+
+
+def _settings_dump(model: BaseModel, part: str) -> dict[str, Any]:
+    out = model.model_dump()
+    for key, default in _LATER[part].items():
+        if out.get(key, default) == default:
+            out.pop(key, None)
+    return out
+
+
 def cell_settings(cfg: StudyConfig, cell: dict[str, Any]) -> dict[str, Any]:
     """Everything besides the cell's values that decides its result."""
     return {
         "embedding": cfg.embedding(cell["embedding"]).model_dump(exclude={"batch_size"}),
-        "head": cfg.head_config(cell["head"]).model_dump(),
+        "head": _settings_dump(cfg.head_config(cell["head"]), "head"),
         "pool": cfg.pool.model_dump(),
-        "simulation": cfg.simulation.model_dump(),
-        "eval": cfg.eval.model_dump(),
+        "simulation": _settings_dump(cfg.simulation, "simulation"),
+        "eval": _settings_dump(cfg.eval, "eval"),
     }
 
 

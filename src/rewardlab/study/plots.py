@@ -6,6 +6,9 @@
   annotators' observed label error rate (one point per β, noiseless at 0), per objective, a
   column per head.
 - ``quantity.png``: the same against the annotation quantity (log axis).
+- ``overoptimisation.png``: best-of-N with replacement as N grows (eval/overopt.py): golden gain
+  (solid, golden std units) and proxy gain (dashed, proxy std units) against KL = log N − (N−1)/N,
+  a line per objective, a panel per head; the golden oracle in grey.
 Points average over seeds and every grid dimension not on the axes.
 """
 
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rewardlab.eval.overopt import bon_kl, peak_index
 
 
 def _plt():
@@ -38,6 +43,45 @@ def _largest_n(rows: list[dict], ns: Sequence[int]) -> int | None:
         if any(r.get(f"bon_{n}") is not None for r in rows):
             return n
     return None
+
+
+def overopt_ns(rows: list[dict]) -> list[int]:
+    """The N of the over-optimisation columns (``overopt_golden_<N>``) in ``rows``."""
+    return sorted({int(k.rsplit("_", 1)[1]) for r in rows for k in r if k.startswith("overopt_golden_")})
+
+
+def overopt_plot(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """``overoptimisation.png`` (module docstring); None when the rows have no such columns."""
+    ns = overopt_ns(rows)
+    if not ns:
+        return None
+    plt = _plt()
+    heads = sorted({r["head"] for r in rows})
+    objectives = sorted({r["objective"] for r in rows})
+    kl = bon_kl(ns)
+    fig, axes = plt.subplots(1, len(heads), figsize=(5 * len(heads), 3.8), squeeze=False)
+    for ax, head in zip(axes[0], heads):
+        for i, obj in enumerate(objectives):
+            sub = [r for r in rows if r["head"] == head and r["objective"] == obj]
+            color = f"C{i}"
+            gold = [_mean([r.get(f"overopt_golden_{n}") for r in sub]) for n in ns]
+            prox = [_mean([r.get(f"overopt_proxy_{n}") for r in sub]) for n in ns]
+            if all(v is not None for v in gold):
+                ax.plot(kl, gold, marker="o", color=color, label=f"{obj}: golden")
+                peak = peak_index(gold)[0]
+                ax.annotate(f"N={ns[peak]}", (kl[peak], gold[peak]), fontsize=7, textcoords="offset points",
+                            xytext=(0, 6), ha="center", color=color)
+            if all(v is not None for v in prox):
+                ax.plot(kl, prox, linestyle="--", color=color, label=f"{obj}: proxy")
+        ax.set_title(f"head: {head}")
+        ax.set_xlabel("KL = log N - (N-1)/N  (nats)")
+        ax.set_ylabel("best-of-N gain (std units)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def make_plots(rows: list[dict[str, Any]], out_dir: str | Path, ns: Sequence[int]) -> dict[str, Path]:
@@ -107,4 +151,7 @@ def make_plots(rows: list[dict[str, Any]], out_dir: str | Path, ns: Sequence[int
         files[name] = out / f"{name}.png"
         fig.savefig(files[name], dpi=110)
         plt.close(fig)
+    over = overopt_plot(rows, out / "overoptimisation.png")
+    if over is not None:
+        files["overoptimisation"] = over
     return files

@@ -84,7 +84,8 @@ def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> di
     if n_test_prompts == 0 or n_test_prompts == pool.n_prompts:
         raise ConfigError(f"the split gives {n_test_prompts} of {pool.n_prompts} prompts to test; "
                           f"change pool.test_fraction")
-    scale = golden_scale(pool.golden, cfg.simulation.scale)
+    scale_setting = cfg.simulation.scale
+    scale = scale_setting if scale_setting == "per_prompt" else golden_scale(pool.golden, scale_setting)
     arrays_file = out / "pool_arrays.npz"
     np.savez(arrays_file, golden=pool.golden, prompt_id=pool.prompt_id, is_test=is_test)
     emb_files: dict[str, str] = {}
@@ -106,7 +107,8 @@ def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> di
             np.save(tmp, np.ascontiguousarray(matrix, dtype=np.float32))
             tmp.replace(target)
         emb_files[name] = str(target)
-    log(f"pool: {len(pool)} items, {pool.n_prompts} prompts ({n_test_prompts} test), golden scale s = {scale:.4g}; "
+    scale_text = "per prompt" if isinstance(scale, str) else f"{scale:.4g}"
+    log(f"pool: {len(pool)} items, {pool.n_prompts} prompts ({n_test_prompts} test), golden scale s = {scale_text}; "
         f"{pool.info.get('golden_description', pool.info.get('golden', ''))}")
     return {"config": cfg.model_dump(mode="json"), "arrays": str(arrays_file), "embeddings": emb_files,
             "scale": scale, "output_dir": str(out)}
@@ -114,10 +116,11 @@ def prepare(cfg: StudyConfig, *, log: Log = print, progress: bool = False) -> di
 
 # ---------------------------------------------------------------------- one cell
 def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.ndarray], X: np.ndarray,
-                  scale: float, threads: int | None = None) -> dict[str, Any]:
+                  scale: float | str, threads: int | None = None) -> dict[str, Any]:
     """Simulate, train and evaluate one cell; returns its results row."""
     from rewardlab.data.simulate import simulate_pairs
-    from rewardlab.eval.metrics import best_of_n_gain, golden_pairwise_accuracy, per_prompt_spearman
+    from rewardlab.eval.metrics import accuracy_from_counts, best_of_n_gain, golden_pair_counts, per_prompt_spearman
+    from rewardlab.eval.overopt import best_of_n_curve
     from rewardlab.heads import fit_head
 
     t0 = time.perf_counter()
@@ -126,7 +129,8 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
     beta = cell["beta"]
     sim = simulate_pairs(golden[train_idx], prompt_id[train_idx], n=cell["quantity"], pairing=cell["pairing"],
                          selection=cell["selection"], beta=None if beta < 0 else beta, scale=scale,
-                         seed=cell["seed"])
+                         seed=cell["seed"], max_per_item=cfg.simulation.max_per_item,
+                         each_prompt_once=cfg.simulation.each_prompt_once)
     head_cfg = cfg.head_config(cell["head"])
     if head_cfg.kind == "gbdt" and threads and not head_cfg.gbdt.num_threads:
         head_cfg = head_cfg.model_copy(update={"gbdt": head_cfg.gbdt.model_copy(update={"num_threads": threads})})
@@ -134,6 +138,7 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
                       config=head_cfg, seed=cell["seed"])
     pred = fitted.predict(X[test_idx])
     g, pid = golden[test_idx], prompt_id[test_idx]
+    counts = golden_pair_counts(pred, g, pid)
     ns = cfg.eval.best_of_n
     bon = best_of_n_gain(pred, g, pid, ns, n_perm=cfg.eval.n_perm, seed=cell["seed"])
     oracle = best_of_n_gain(g, g, pid, ns, n_perm=cfg.eval.n_perm, seed=cell["seed"])
@@ -147,17 +152,27 @@ def evaluate_cell(cell: dict[str, Any], cfg: StudyConfig, arrays: dict[str, np.n
         "noiseless": beta < 0,
         "members": info.get("members"),
         "label_error_rate": sim.label_error_rate,
+        "max_comparisons_per_item": sim.summary()["max_comparisons_per_item"],
         "expected_error_rate": float(1 - sim.p_correct.mean()),
         "n_train_pairs": info.get("n_train_pairs"),
         "n_val_pairs": info.get("n_val_pairs"),
         "n_test_items": int(len(test_idx)),
         "n_test_prompts": int(len(np.unique(pid))),
-        "pairwise_accuracy": golden_pairwise_accuracy(pred, g, pid),
+        "pairwise_accuracy": accuracy_from_counts(counts, cfg.eval.ties),
+        "pairwise_accuracy_half": accuracy_from_counts(counts, "half"),
+        "pairwise_tied_fraction": counts["tied"] / counts["pairs"],
         "spearman": per_prompt_spearman(pred, g, pid),
     }
     for n in ns:
         row[f"bon_{n}"] = bon[n]
         row[f"bon_oracle_{n}"] = oracle[n]
+    # Over-optimisation (Gao et al. 2023): golden (in golden std units) and proxy (in its std units)
+    # gain of the best-of-N pick as N grows past the pool, and the N where the golden gain peaks.
+    curve = best_of_n_curve(pred, g, pid, cfg.eval.overopt_n, golden_scale=scale)
+    for n, gg, pg in zip(curve.ns, curve.golden_gain, curve.proxy_gain):
+        row[f"overopt_golden_{n}"], row[f"overopt_proxy_{n}"] = gg, pg
+    row["overopt_peak_n"], row["overopt_peak_gain"] = curve.peak_n, curve.peak_gain
+    row["overopt_saturation_n"] = curve.saturation_n
     row.update({
         "epochs_mean": float(np.mean(epochs)) if len(epochs) else None,
         "val_loss_mean": float(np.mean(val)) if val else None,

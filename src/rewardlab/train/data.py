@@ -1,4 +1,5 @@
-"""Training and validation tables from a data config: load, split by prompt hash, subsample."""
+"""Training and validation tables from a data config: load, split by prompt hash, subsample, balance
+lengths (``data.length_balance``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from rewardlab.config import DataConfig
 from rewardlab.data import PreferenceTable, load_preferences
+from rewardlab.data.balance import length_balance
 from rewardlab.data.splits import check_split_key, group_keys
 
 
@@ -48,9 +50,14 @@ def prepare_tables(cfg: DataConfig, seed: int, keep_columns=()) -> Tables:
     else:
         train, val = table, None
     train = _subsample(train, cfg.max_train_pairs, seed)
+    balance = None
+    if cfg.length_balance is not None:  # after the subsample, so the share is exact in what trains
+        train, balance = length_balance(train, cfg.length_balance, seed, by=cfg.length_balance_by)
     if val is not None:
         val = _subsample(val, cfg.max_val_pairs, seed)
     report.update({"n_train": len(train), "n_validation": len(val) if val is not None else 0,
                    "split": "file" if cfg.validation is not None else
                    f"{'prompt' if key is None else 'data.split_key'} hash, val_fraction={cfg.val_fraction}"})
+    if balance is not None:
+        report["length_balance"] = balance
     return Tables(train, val, report)

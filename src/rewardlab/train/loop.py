@@ -156,7 +156,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     from transformers import get_scheduler
 
     tc, out = cfg.train, Path(cfg.output_dir)
-    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm)
+    if tc.ensemble is not None:  # k runs of this loop, one per member: rewardlab.train.ensemble
+        raise ConfigError("train.ensemble: an ensemble trains through rewardlab.train.ensemble.train_model "
+                          "(rewardlab train does), one run of this loop per member")
+    plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm, odin)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
     # The objective's input layout: pairs (chosen/rejected), or items (single responses with
@@ -167,6 +170,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
             if "items" not in m.layouts:
                 raise ConfigError(f"{m.name}: trains on pairs; objective '{cfg.objective.get('name')}' reads "
                                   f"single responses with targets: remove the '{m.name}' section")
+        if cfg.data.length_balance is not None:  # balances chosen/rejected lengths: pairs only
+            raise ConfigError("data.length_balance: item objectives read single responses, not pairs; remove it")
         if cfg.data.split_key is not None:
             raise ConfigError("data.split_key: item objectives split by prompt; remove data.split_key")
         if tc.packing not in ("auto", "none"):
@@ -292,6 +297,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                        else ["all"] * len(val_pairs))
         val_lengths = tuple(response_lengths([tables.validation[side][i] for i in val_pairs.rows])
                             for side in ("chosen", "rejected"))  # characters, as eval counts them
+    order_seed = tc.seed if tc.data_seed is None else tc.data_seed  # the data order (an ensemble member's)
     postfix: dict = {}  # the progress line's loss, acc (last train record) and val_acc (last validation)
     interrupted = 0
     module.train()
@@ -304,7 +310,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 m.before_step(ctx)
             logs: dict = {}
             for k in range(n_micro):
-                idx = batching.micro_batch_pairs(train_pairs, tc.seed, progress.micro, global_batch, rank, world,
+                idx = batching.micro_batch_pairs(train_pairs, order_seed, progress.micro, global_batch, rank, world,
                                                  tc.group_by_length, lengths)
                 batch, cols = (item_data.item_batch(inner.model, train_pairs, idx) if items
                                else batching.make_batch(inner.model, train_pairs, idx, packing_mode))
@@ -448,6 +454,8 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
             model.save_pretrained(out / "model")
         else:
             summary.update(exported)
+        for m in plugins:  # files beside the exported model (ODIN: the length head)
+            summary.update(m.after_export(model, out / "model") or {})
         if by_source is not None:
             summary["validation_by_source"] = by_source
         summary["peak_memory"] = peak_memory(accelerator.device)

@@ -1,6 +1,6 @@
 """Training methods as plug-ins of the one loop (``train/loop.py``).
 
-A method is switched on by its config section (``lora:``, ``critic:``, ``metarm:``) and changes the
+A method is switched on by its config section (``lora:``, ``critic:``, ``metarm:``, ``odin:``) and changes the
 run only through the hooks of :class:`Method`; the loop calls the hooks of every active method and
 names none of them. A new method (a two-head or multi-attribute model, another meta step) adds a
 module here and one line to :data:`SECTIONS`, not a branch in the loop; a method that needs the loop
@@ -19,6 +19,8 @@ The hooks, in the order the loop calls them (each has a default that does nothin
 7. ``before_step(ctx)`` / ``after_backward(ctx)``: around each optimizer step's micro-batches.
 8. ``logs()``: entries for the next train record.
 9. ``export(model, directory)``: write ``OUT/model`` itself (returns summary entries), or ``None``.
+10. ``after_export(model, directory)``: write files beside the exported model, whoever wrote it
+    (ODIN's length head); returns summary entries, or ``None``.
 
 ``layouts`` names the objective layouts a method works with (default ``("pairs",)``); with an
 item objective (single responses with targets) the loop refuses the others, naming the section.
@@ -32,11 +34,12 @@ from rewardlab.train.methods.base import Method, StepContext
 from rewardlab.train.methods.critic import CriticRM
 from rewardlab.train.methods.lora import LoRA
 from rewardlab.train.methods.metarm import MetaRM
+from rewardlab.train.methods.odin import Odin
 
 __all__ = ["Method", "StepContext", "SECTIONS", "active", "first"]
 
 # Config section -> the method it switches on, in the order their hooks run.
-SECTIONS = {"lora": LoRA, "critic": CriticRM, "metarm": MetaRM}
+SECTIONS = {"lora": LoRA, "critic": CriticRM, "metarm": MetaRM, "odin": Odin}
 
 
 def active(cfg) -> list[Method]:

@@ -61,3 +61,6 @@ class Method:
 
     def export(self, model, directory: Path) -> dict | None:
         return None
+
+    def after_export(self, model, directory: Path) -> dict | None:
+        return None

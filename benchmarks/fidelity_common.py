@@ -1,0 +1,142 @@
+"""Shared pieces of the resumable fidelity experiments (issue 21): one training cell per
+``rewardlab train`` run, a JSON cache of the trained models' scores, and the paired statistics
+(per seed and pooled over seeds) that every comparison reports.
+
+A cell is a directory under the work folder: one with ``summary.json`` is done and skipped,
+one with checkpoints resumes from the last, one stopped before its first checkpoint starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def write_config(work: Path, name: str, cfg: dict) -> Path:
+    """``cfg`` as ``work/configs/NAME.yaml`` (rewritten each time: the same arguments give the same file)."""
+    path = work / "configs" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def train_cell(work: Path, name: str, cfg: dict) -> Path:
+    """Train cell ``name`` (output ``work/NAME``) unless it is done; returns its directory."""
+    out = work / name
+    cfg = {**cfg, "output_dir": str(out)}
+    cfg_path = write_config(work, name, cfg)
+    if (out / "summary.json").is_file():
+        return out
+    ckpt = out / "checkpoints"
+    resume = ckpt.is_dir() and any(ckpt.iterdir())
+    again = [] if not out.exists() else ["--resume"] if resume else ["--overwrite"]
+    print(f"training {name}{' (resuming)' if resume else ''}", flush=True)
+    with (work / f"{name}.log").open("a") as log:
+        subprocess.run([sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + again,
+                       check=True, stdout=log, stderr=subprocess.STDOUT)
+    return out
+
+
+class ScoreCache:
+    """Reward differences d = r(chosen) − r(rejected) of trained cells on named tables, kept in
+    ``work/scores.json`` and written after every (cell, table), so a rerun scores nothing twice."""
+
+    def __init__(self, work: Path):
+        self.path = work / "scores.json"
+        self.data: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def diffs(self, cell_dir: Path, tables: dict, batch_size: int = 32) -> dict[str, np.ndarray]:
+        from rewardlab.models.reward_model import RewardModel
+
+        have = self.data.setdefault(cell_dir.name, {})
+        todo = [k for k in tables if k not in have]
+        if todo:
+            rm = RewardModel.from_pretrained(cell_dir / "model")
+            for k in todo:
+                print(f"scoring {cell_dir.name} on {k} ({len(tables[k])} pairs)", flush=True)
+                s = rm.score_pairs(tables[k], batch_size=batch_size)
+                have[k] = (np.asarray(s["reward_chosen"], float) - np.asarray(s["reward_rejected"], float)).tolist()
+                self.path.write_text(json.dumps(self.data))
+        return {k: np.asarray(have[k]) for k in tables}
+
+
+def correct(d: np.ndarray) -> np.ndarray:
+    """1 where the chosen response scores higher (a tie counts as wrong, as in training accuracy)."""
+    return (np.asarray(d) > 0).astype(int)
+
+
+def t_interval(values, level: float = 0.95) -> dict:
+    """Mean and t interval over seeds (nan bounds with one seed)."""
+    from scipy import stats as st
+
+    v = np.asarray(values, dtype=float)
+    half = st.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return {"estimate": float(v.mean()), "low": float(v.mean() - half), "high": float(v.mean() + half),
+            "method": "t interval over seeds"}
+
+
+def paired_arms(acc: dict[str, dict[int, np.ndarray]], baseline: str, seeds: list[int],
+                clusters=None) -> dict:
+    """Every arm against ``baseline`` on the same test items, paired by seed.
+
+    ``acc[arm][seed]``: 0/1 correctness per test item. Per seed: exact McNemar and a paired
+    bootstrap (over ``clusters`` when given); Holm over all (arm, seed) McNemar tests. Pooled:
+    the mean of the per-seed differences with a t interval over seeds, and a paired bootstrap of
+    the seed-averaged correctness (items resampled, seeds fixed) whose p-values get Holm over
+    the arms."""
+    from rewardlab.eval import stats
+
+    out: dict = {"baseline": baseline, "arms": {}}
+    pvals, keys = [], []
+    for arm in acc:
+        if arm == baseline:
+            continue
+        rows = []
+        for s in seeds:
+            a, b = acc[arm][s], acc[baseline][s]
+            m = stats.mcnemar_exact(a, b)
+            d = stats.paired_bootstrap_difference(a, b, clusters=clusters, seed=s)
+            rows.append({"seed": s, "arm": float(a.mean()), "baseline": float(b.mean()), "difference": d["estimate"],
+                         "low": d["low"], "high": d["high"], "mcnemar_p": m["p_value"], "discordant": [m["b"], m["c"]]})
+            pvals.append(m["p_value"])
+            keys.append((arm, len(rows) - 1))
+        mean_a = np.mean([acc[arm][s] for s in seeds], axis=0)
+        mean_b = np.mean([acc[baseline][s] for s in seeds], axis=0)
+        pooled = stats.paired_bootstrap_difference(mean_a, mean_b, clusters=clusters, seed=0)
+        out["arms"][arm] = {"per_seed": rows, "accuracy": t_interval([r["arm"] for r in rows]),
+                            "mean_difference": t_interval([r["difference"] for r in rows]),
+                            "pooled_difference": {k: pooled[k] for k in ("estimate", "low", "high", "p_value", "method")}}
+    out["baseline_accuracy"] = t_interval([float(acc[baseline][s].mean()) for s in seeds])
+    if pvals:
+        holm = stats.holm(pvals)
+        for (arm, i), p, rej in zip(keys, holm["p_adjusted"], holm["reject"]):
+            out["arms"][arm]["per_seed"][i].update(mcnemar_p_holm=p, reject=rej)
+        arms = list(out["arms"])
+        ph = stats.holm([out["arms"][a]["pooled_difference"]["p_value"] for a in arms])
+        for a, p, rej in zip(arms, ph["p_adjusted"], ph["reject"]):
+            out["arms"][a]["pooled_difference"].update(p_holm=p, reject=rej)
+    return out
+
+
+def fmt_ci(x: dict | None, digits: int = 3) -> str:
+    """``0.612 [0.581, 0.640]`` from an ``{estimate, low, high}`` mapping."""
+    if not x or x.get("estimate") is None:
+        return "n/a"
+    return f"{x['estimate']:.{digits}f} [{x['low']:.{digits}f}, {x['high']:.{digits}f}]"
+
+
+def write_results(name: str, result: dict, markdown: str, results_dir: Path = RESULTS) -> None:
+    """``results_dir/NAME.json`` and ``NAME.md``."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (results_dir / f"{name}.md").write_text(markdown)
+    print(f"wrote {results_dir / name}.json and .md", flush=True)

@@ -1,0 +1,74 @@
+"""benchmarks/order_consistency_full.py, order_ablations.py, critic_precondition.py: their pure parts."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+full = _load("order_consistency_full")
+ablations = _load("order_ablations")
+critic = _load("critic_precondition")
+
+
+def _t(regime, beta, low, high, arm="cls_mlp"):
+    return {"regime": regime, "beta": beta, "arm": arm, "low": low, "high": high, "mean": (low + high) / 2}
+
+
+def test_full_design_verdict_follows_fidelity_rule():
+    confirm = [_t("dense", 0.5, 0.01, 0.05), _t("dense", 10.0, -0.05, -0.01), _t("dense", -1.0, -0.04, 0.01)]
+    refute = [_t("dense", 0.5, -0.05, -0.01), _t("dense", 1.0, -0.03, 0.01), _t("dense", 10.0, -0.05, -0.02)]
+    neither = [_t("dense", 0.5, -0.01, 0.02), _t("dense", 10.0, -0.02, 0.01)]
+    mixed = [_t("dense", 0.5, 0.01, 0.05), _t("dense", 1.0, -0.05, -0.01, arm="cls_gbdt")]
+    assert full.verdict(confirm)["dense"].startswith("confirms")
+    assert full.verdict(refute)["dense"].startswith("refutes")
+    assert full.verdict(neither)["dense"].startswith("inconclusive")
+    assert full.verdict(mixed)["dense"].startswith("inconclusive")
+    assert full.verdict(confirm)["sparse"] == "not run"
+
+
+def test_judge_accuracy_counts_by_hand():
+    chosen = [[7, 8], [5, None], [None, None], [3, 3], [9, 1]]
+    rejected = [[6, 6], [5, 5], [4, 4], [8, 8], [5, 5]]
+    # pair 0: 7.5 > 6 right; 1: 5 = 5 tie; 2: chosen unscored; 3: 3 < 8 wrong; 4: 5 = 5 tie
+    res = critic.judge_accuracy(chosen, rejected)
+    assert (res["right"], res["tied"], res["unscored"], res["wrong"]) == (1, 2, 1, 1)
+    assert res["half_tie"]["value"] == pytest.approx((1 + 0.5 + 0.5 + 0 + 0.5) / 5)
+    assert res["strict"]["estimate"] == pytest.approx(1 / 5) and res["strict"]["n"] == 5
+
+
+def test_power_thresholds_match_the_binomial():
+    p = critic.binomial_power_threshold(100)
+    k_crit = int(stats.binom.ppf(0.95, 100, 0.5)) + 1
+    assert stats.binom.sf(k_crit - 1, 100, p) >= 0.8 > stats.binom.sf(k_crit - 1, 100, p - 0.002)
+    assert 0.6 < p < 0.66
+    assert critic.mcnemar_detectable(100, 0.3) > critic.mcnemar_detectable(1000, 0.3)
+
+
+def test_ablation_design_pairs_objectives_on_seeds():
+    class A:
+        heads, betas, seeds, quantity, pairing = ["mlp"], [1.0], 3, 100, "cross_prompt"
+
+    cells = ablations.design(A)
+    assert len(cells) == len(ablations.TRAINED) * 1 * 1 * 3 * 2
+    keys = {ablations.cell_key(c) for c in cells}
+    assert len(keys) == len(cells)  # every cell has its own resume key
+    # the two objectives of a (condition, seed) share everything else: the same simulated pairs
+    by = {}
+    for c in cells:
+        by.setdefault((c["condition"], c["seed"]), []).append(c["objective"])
+    assert all(sorted(v) == ["bt", "classification"] for v in by.values())
