@@ -55,6 +55,8 @@ CASES = [  # (case, the issue's class before the fix, argv, what the error line 
      ["train.packing 'padding_free'", "item objectives", "packing: none"]),
     ("item-objective-split-key", "new", TRAIN + ["--set", "objective.name=scaled_bt", "--set", "data.split_key=source"],
      ["data.split_key", "split by prompt"]),
+    ("item-objective-length-balance", "new", TRAIN + ["--set", "objective.name=regression", "--set", "data.length_balance=resample"],
+     ["data.length_balance", "single responses"]),
     ("config-is-a-directory", "new", ["train", "{configs}"], ["configs", "is a directory", "expected a config file"]),
     ("config-not-utf8", "new", ["train", "{latin1}"], ["latin1.yaml:1", "not UTF-8", "0xe9"]),
     ("config-invalid-yaml", "new", ["train", "{broken}"], ["broken.yaml", "not valid YAML", "line"]),
