@@ -48,6 +48,10 @@ class DataConfig(_Strict):
     on_error: Literal["raise", "skip"] = "raise"
     max_train_pairs: int | None = Field(None, gt=0)
     max_val_pairs: int | None = Field(None, gt=0)
+    # Item objectives (regression, correctness, scaled_bt: rewardlab.train.items): the pointwise
+    # row layout and the attribute names (their order = the model's outputs); max_*_pairs count prompts.
+    pointwise_layout: Literal["auto", "score", "correct", "attributes"] = "auto"
+    attributes: list[str] | None = None
     # Within each source, the chosen response longer in half the pairs (data/balance.py; docs/robust.md):
     # resample the majority side or reweight (a `weight` column); the training table only.
     length_balance: Literal["resample", "reweight"] | None = None

@@ -71,16 +71,21 @@ def _print_train_summary(summary: dict) -> None:
     t = Table(title="training summary")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    t.add_row("train pairs", str(summary.get("n_train")))
-    t.add_row("validation pairs", str(summary.get("n_validation")))
+    unit = "prompts" if summary.get("objective_layout") == "items" else "pairs"  # items: grouped by prompt
+    t.add_row(f"train {unit}", str(summary.get("n_train")))
+    t.add_row(f"validation {unit}", str(summary.get("n_validation")))
     t.add_row("steps", str(summary.get("steps")))
     if summary.get("epochs") is not None:
         t.add_row("epochs", f"{summary['epochs']:.2f}")
-    t.add_row("pairs seen", str(summary.get("pairs_seen")))
-    t.add_row("pairs / s", f"{summary.get('pairs_per_second', 0):.2f}")
-    if val:
+    t.add_row(f"{unit} seen", str(summary.get("pairs_seen")))
+    t.add_row(f"{unit} / s", f"{summary.get('pairs_per_second', 0):.2f}")
+    if val and unit == "pairs":
         t.add_row("validation accuracy", f"{val['accuracy']:.4f}")
         t.add_row("validation mean margin", f"{val['mean_margin']:.4f}")
+    for name, m in (val.get("by_attribute") or {}).items():  # item objectives: per target column
+        for key in ("mse", "auroc", "accuracy"):
+            if key in m:
+                t.add_row(f"validation {key} ({name})", f"{m[key]:.4f}")
     console.print(t)
     src = (summary.get("data") or {}).get("train_source") or {}
     notes = []

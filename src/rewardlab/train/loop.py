@@ -26,10 +26,10 @@ from rewardlab.errors import ConfigError
 from rewardlab.models import packing
 from rewardlab.models.pairs import encode_pairs
 from rewardlab.models.reward_model import RewardModel, reward_stats
-from rewardlab.objectives import LossInputs, build_loss
+from rewardlab.objectives import ItemInputs, LossInputs, build_loss
 from rewardlab.objectives.registry import layout_of
 from rewardlab.runinfo import parameter_counts, peak_memory, run_info
-from rewardlab.train import batching, checkpoint, methods
+from rewardlab.train import batching, checkpoint, items as item_data, methods
 from rewardlab.train.batching import micro_batches_per_epoch
 from rewardlab.train.data import prepare_tables
 
@@ -47,6 +47,11 @@ class TrainModule(nn.Module):
         # Padded or packed (train.packing); extra: what a joint model returns besides rewards and
         # features (Critic-RM's LM loss), handed to its loss.
         r, h, *extra = packing.forward(self.model, batch)
+        if getattr(self.loss, "layout", "pairs") == "items":  # single responses with targets [n, K]
+            r_, t = item_data.as_columns(r, columns["target"])
+            rest = {k: v for k, v in columns.items() if k not in ("target", "group")}
+            loss, logs = self.loss(ItemInputs(r_, t, columns.get("group"), rest), *extra)
+            return loss, logs, r.detach(), None
         if reduce is not None:  # a method's own objective on the batch's rewards (MetaRM's J)
             return reduce(r)
         b = r.shape[0] // 2
@@ -157,10 +162,21 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     plugins = methods.active(cfg)  # the config sections that switch on a method (lora, critic, metarm, odin)
     for m in plugins:  # settings that need more than the config (LoRA's rank against the layer widths)
         m.check()
-    if layout_of(cfg.objective) == "items":  # regression, correctness, scaled_bt: not on pairs (yet)
-        raise ConfigError(f"objective '{cfg.objective.get('name')}' reads single responses with targets; "
-                          f"fine-tuning trains on pairs: use it on embedding heads "
-                          f"(rewardlab.heads.fit_pointwise_head, docs/attributes.md)")
+    # The objective's input layout: pairs (chosen/rejected), or items (single responses with
+    # targets, rewardlab.train.items: regression, correctness, scaled BT).
+    items = layout_of(cfg.objective) == "items"
+    if items:
+        for m in plugins:
+            if "items" not in m.layouts:
+                raise ConfigError(f"{m.name}: trains on pairs; objective '{cfg.objective.get('name')}' reads "
+                                  f"single responses with targets: remove the '{m.name}' section")
+        if cfg.data.length_balance is not None:  # balances chosen/rejected lengths: pairs only
+            raise ConfigError("data.length_balance: item objectives read single responses, not pairs; remove it")
+        if cfg.data.split_key is not None:
+            raise ConfigError("data.split_key: item objectives split by prompt; remove data.split_key")
+        if tc.packing not in ("auto", "none"):
+            raise ConfigError(f"train.packing {tc.packing!r}: item objectives train on padded batches; "
+                              f"use packing: none")
     _reset_single_process_state()
     ddp_kwargs = DistributedDataParallelKwargs(
         find_unused_parameters=cfg.model.pooling in ("mean", "native") or any(m.find_unused_parameters for m in plugins))
@@ -179,23 +195,32 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     set_seed(tc.seed)
 
     # ---- data and model
-    tables = prepare_tables(cfg.data, seed=tc.seed, keep_columns=[c for m in plugins for c in m.columns()])
+    if items:  # one output per target column (K attributes: num_labels = K, id2label their names)
+        tables = item_data.prepare_item_tables(cfg.data, seed=tc.seed)
+        extra_hf = {"num_labels": tables.train.num_labels}
+    else:
+        tables = prepare_tables(cfg.data, seed=tc.seed, keep_columns=[c for m in plugins for c in m.columns()])
+        extra_hf = {}
     model = methods.first(m.build_model() for m in plugins)
     if model is None:
         model = RewardModel.from_backbone(
             cfg.model.name_or_path, pooling=cfg.model.pooling, max_length=cfg.model.max_length,
             overlength=cfg.model.overlength, render=cfg.model.render, padding_side=cfg.model.padding_side,
-            dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None,
+            dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None, **extra_hf,
         )
+    if items:
+        item_data.set_attribute_names(model, tables.train.names)
     if cfg.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
     for m in plugins:  # adapters on the backbone (LoRA), ...
         m.wrap_model(model)
-    packing_mode = packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
+    packing_mode = "none" if items else packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
     if tc.disable_dropout:  # the default, as TRL's: NormBT's ||h_c - h_r|| must not be dropout noise
         disable_dropout(model)
 
     def encode(table):  # a method's own encoding (Critic-RM: with critiques), else the model's
+        if items:  # responses grouped by prompt; len() = prompts
+            return item_data.encode_items(model, table)
         pairs = methods.first(m.encode_pairs(model, table) for m in plugins)
         return pairs if pairs is not None else encode_pairs(model, table)
 
@@ -203,7 +228,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     val_pairs = encode(tables.validation) if tables.validation is not None else None
     if len(train_pairs) == 0:
         raise ConfigError("no training pairs left after loading and the over-length policy")
-    lengths = batching.pair_lengths(train_pairs) if tc.group_by_length else None
+    lengths = ((item_data.item_lengths if items else batching.pair_lengths)(train_pairs)
+               if tc.group_by_length else None)
     for m in plugins:  # what a method loads besides the pairs (MetaRM: the shifted data's responses)
         m.setup(accelerator, model, tables.report)
 
@@ -211,6 +237,9 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     loss_fn = build_loss(cfg.objective, cfg.aux, feature_dim=model.feature_dim, all_reduce_mean=reduce_mean)
     for m in plugins:  # extra loss terms (Critic-RM: λ(t) · L_SFT + (1 − λ(t)) · L_reward)
         loss_fn = m.wrap_loss(loss_fn)
+    if items:  # e.g. a standardised regression's mean and std (buffers of the loss, checkpointed)
+        target = torch.as_tensor(train_pairs.target)
+        loss_fn.fit_targets(target[:, 0] if model.num_labels == 1 else target)
     module = TrainModule(model, loss_fn)
 
     # ---- optimisation schedule
@@ -263,7 +292,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     window = torch.tensor(progress.window if main else [0.0, 0.0, 0.0], dtype=torch.float64)
     last_val: dict = {}
     by_source: dict | None = None
-    if val_pairs is not None and len(val_pairs):
+    if val_pairs is not None and len(val_pairs) and not items:
         val_sources = ([tables.validation["source"][i] for i in val_pairs.rows] if tables.validation.has("source")
                        else ["all"] * len(val_pairs))
         val_lengths = tuple(response_lengths([tables.validation[side][i] for i in val_pairs.rows])
@@ -283,7 +312,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
             for k in range(n_micro):
                 idx = batching.micro_batch_pairs(train_pairs, order_seed, progress.micro, global_batch, rank, world,
                                                  tc.group_by_length, lengths)
-                batch, cols = batching.make_batch(inner.model, train_pairs, idx, packing_mode)
+                batch, cols = (item_data.item_batch(inner.model, train_pairs, idx) if items
+                               else batching.make_batch(inner.model, train_pairs, idx, packing_mode))
                 tokens = packing.token_counts(batch)
                 progress.tokens += tokens[0] * world
                 progress.real_tokens += tokens[1] * world
@@ -294,7 +324,8 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                 with ctx:
                     loss, logs, rc, rr = module(batch, cols)
                     accelerator.backward(loss / n_micro)
-                window += torch.tensor([float(loss.detach()) * len(idx), float((rc > rr).sum()), len(idx)], dtype=torch.float64)
+                correct = 0.0 if rr is None else float((rc > rr).sum())
+                window += torch.tensor([float(loss.detach()) * len(idx), correct, len(idx)], dtype=torch.float64)
                 progress.micro += 1
                 progress.pairs_seen += len(idx) * world
             for m in plugins:  # MetaRM: back to θ, keeping the gradient taken at θ′
@@ -313,23 +344,29 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
                        "accuracy": w[1] / max(w[2], 1), "lr": scheduler.get_last_lr()[0],
                        "pairs_per_second": progress.pairs_seen / max(progress.train_seconds, 1e-9),
                        **{k: float(v) for k, v in logs.items()}}
+                if items:  # no pairs: no pair accuracy (validation has the item metrics)
+                    del rec["accuracy"]
                 for m in plugins:  # MetaRM: J on the last meta batch, before and after the ascent
                     rec.update(m.logs())
                 log_record(rec)
                 window.zero_()
-                postfix.update(loss=f"{rec['loss']:.4f}", acc=f"{rec['accuracy']:.3f}")
+                postfix.update(loss=f"{rec['loss']:.4f}", **({"acc": f"{rec['accuracy']:.3f}"} if "accuracy" in rec else {}))
                 if bar is not None:
                     bar.set_postfix(postfix)
             if val_pairs is not None and len(val_pairs) and (progress.step % tc.eval_every == 0 or progress.step == total_steps):
-                val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
-                               packing_mode=packing_mode, lengths=val_lengths)
-                by_source = val.pop("by_group")
+                if items:
+                    val = item_data.validate_items(accelerator, inner.model, val_pairs, tc.eval_batch_size, tc.seed)
+                else:
+                    val = validate(accelerator, inner.model, val_pairs, tc.eval_batch_size, groups=val_sources,
+                                   packing_mode=packing_mode, lengths=val_lengths)
+                    by_source = val.pop("by_group")
                 last_val = {"step": progress.step, "split": "validation", **val}
                 log_record(last_val)
                 if main and "length" in val:
                     log.info("validation at step %d: %s", progress.step, length_summary_line(val["length"]))
                 inner.model.train()
-                postfix["val_acc"] = f"{last_val['accuracy']:.3f}"  # validation in the progress line too
+                if "accuracy" in last_val:  # validation in the progress line too
+                    postfix["val_acc"] = f"{last_val['accuracy']:.3f}"
                 if bar is not None:
                     bar.set_postfix(postfix)
             if bar is not None:
@@ -396,11 +433,18 @@ def _finish(accelerator, cfg, plugins, model, tables, train_pairs, val_pairs, pr
                                               "dropped_train_pairs": train_pairs.dropped},
         "validation": last_val, "num_processes": accelerator.num_processes,
     }
+    if hasattr(train_pairs, "members"):  # item objectives: n_train/pairs_seen count prompts
+        summary.update({"objective_layout": "items", "n_train_responses": len(train_pairs.items),
+                        "names": list(train_pairs.names)})
+        summary["truncation"]["dropped_train_responses"] = summary["truncation"].pop("dropped_train_pairs")
     if accelerator.is_main_process:
         n_stats = min(tc.reward_stats_max_pairs, len(train_pairs))
-        if n_stats:
+        if n_stats and model.num_labels == 1:  # (a K-output model has no one reward scale)
             pick = np.random.default_rng(tc.seed).permutation(len(train_pairs))[:n_stats]
-            items = [train_pairs.chosen[i] for i in pick] + [train_pairs.rejected[i] for i in pick]
+            if hasattr(train_pairs, "members"):  # items: the responses of the picked prompts
+                items = [train_pairs.items[i] for i in train_pairs.items_of(pick)]
+            else:
+                items = [train_pairs.chosen[i] for i in pick] + [train_pairs.rejected[i] for i in pick]
             r = model.score_encoded(items, batch_size=tc.eval_batch_size)
             model.settings.reward_mean, model.settings.reward_std = reward_stats(r)  # OpenRLHF's definition
             model.settings.reward_stats_n = int(len(r))

@@ -22,6 +22,8 @@ The hooks, in the order the loop calls them (each has a default that does nothin
 10. ``after_export(model, directory)``: write files beside the exported model, whoever wrote it
     (ODIN's length head); returns summary entries, or ``None``.
 
+``layouts`` names the objective layouts a method works with (default ``("pairs",)``); with an
+item objective (single responses with targets) the loop refuses the others, naming the section.
 ``find_unused_parameters`` tells DDP that some forward does not reach every parameter.
 """
 

@@ -26,6 +26,8 @@ class Method:
 
     name = "method"
     find_unused_parameters = False
+    # The objective layouts it works with ("pairs"; "items": single responses with targets).
+    layouts: tuple[str, ...] = ("pairs",)
 
     def check(self) -> None:
         return None
