@@ -67,15 +67,15 @@ class CriticRewardModel(RewardModel):
         settings.pooling, settings.render = "last", "chat"
         super().__init__(hf_model, tokenizer, settings)
         self.critic = critic
+        self.source_dir: Path | None = None  # the directory it was loaded from (the critique writer)
+        self.generator = None  # set by rewardlab.critic.scoring (or a test) to write critiques
+        self.cache_dir: Path | None = None
 
     @property
     def num_labels(self) -> int:
         # One reward from the ``score`` head; the causal LM's config keeps transformers' default
         # num_labels (2), which says nothing about this head.
         return 1
-        self.source_dir: Path | None = None  # the directory it was loaded from (the critique writer)
-        self.generator = None  # set by rewardlab.critic.scoring (or a test) to write critiques
-        self.cache_dir: Path | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod
