@@ -341,6 +341,37 @@ def _located(err: DataError, origin: str | None, note: str = "") -> DataError:
     return DataError(message, file=file, line=line, row=row, field=err.field, expected=err.expected, got=err.got)
 
 
+def parsed_rows(rows: Iterable[tuple[str, Any]], layout: str, detect, parse, on_error: str, report):
+    """Each row ``(origin, dict or DataError)`` parsed under one layout, as ``(origin, row, parsed)``.
+
+    ``layout="auto"`` takes the layout ``detect(row)`` gives the first good row and applies it to
+    every later row (``report.layout`` records it); ``parse(row, layout, origin)`` returns the
+    parsed value or raises DataError. A bad row raises DataError at its origin (naming where the
+    layout was detected), or with ``on_error="skip"`` is counted in ``report`` and skipped;
+    ``report.n_read`` counts every row. Shared by the item and pointwise readers.
+    """
+    fixed = None if layout == "auto" else layout
+    detected_at = None
+    for origin, row in rows:
+        report.n_read += 1
+        try:
+            if isinstance(row, DataError):
+                raise row
+            row_layout = fixed or detect(row)
+            parsed = parse(row, row_layout, origin)
+        except DataError as err:
+            note = f"layout '{fixed}' detected from {detected_at}" if detected_at else ""
+            located = _located(err, origin, note)
+            if on_error == "raise":
+                raise located from None
+            report.count_skip(located)
+            continue
+        if fixed is None:
+            fixed, detected_at = row_layout, origin
+            report.layout = row_layout
+        yield origin, row, parsed
+
+
 def item_from_row(row: dict, origin: str | None = None, layout: str = "auto", source: str | None = None) -> Item:
     """One row as an :class:`Item`; a bad row raises DataError located at ``origin``."""
     _check_layout(layout)
@@ -377,25 +408,10 @@ def items_from_rows(
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = ItemReport(sources=[label], layout=layout)
     items: list[Item] = []
-    fixed = None if layout == "auto" else layout
-    detected_at = None
-    for origin, row in rows:
-        report.n_read += 1
-        try:
-            if isinstance(row, DataError):
-                raise row
-            row_layout = fixed or detect_layout(row)
-            item, merged = _parse(row, row_layout, source, origin)
-        except DataError as err:
-            note = f"layout '{fixed}' detected from {detected_at}" if detected_at else ""
-            located = _located(err, origin, note)
-            if on_error == "raise":
-                raise located from None
-            report.count_skip(located)
-            continue
-        if fixed is None:
-            fixed, detected_at = row_layout, origin
-            report.layout = row_layout
+    def parse(row: Any, row_layout: str, origin: str) -> tuple[Item, int]:
+        return _parse(row, row_layout, source, origin)
+
+    for _origin, _row, (item, merged) in parsed_rows(rows, layout, detect_layout, parse, on_error, report):
         items.append(item)
         report.kinds[item.kind] = report.kinds.get(item.kind, 0) + 1
         report.merged_duplicates += merged

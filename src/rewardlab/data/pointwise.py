@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.chat import type_name
-from rewardlab.data.items import _field, _located, _prompt, _texts
+from rewardlab.data.items import _field, _prompt, _texts, parsed_rows
 from rewardlab.data.readers import units
 from rewardlab.data.table import LoadReport
 from rewardlab.errors import ConfigError, DataError
@@ -221,8 +221,7 @@ def pointwise_from_rows(
     if declared and (not names or len(set(names)) != len(names)):
         raise ConfigError(f"attributes must be distinct names, at least one, got {names}")
     report = PointwiseReport(sources=[label], layout=layout)
-    fixed = None if layout == "auto" else layout
-    detected_at = first_origin = None
+    first_origin = None
     prompts: list[Any] = []
     responses: list[str] = []
     values: list[dict[str, float]] = []
@@ -230,25 +229,14 @@ def pointwise_from_rows(
     origins: list[str] = []
     sources: list[str | None] = []
     group_of: dict[str, int] = {}
-    for origin, row in rows:
-        report.n_read += 1
-        try:
-            if isinstance(row, DataError):
-                raise row
-            row_layout = fixed or detect_pointwise_layout(row)
-            if not isinstance(row, dict):
-                raise DataError(expected="a JSON object", got=type_name(row))
-            prompt, texts, targets = _PARSERS[row_layout](row, csv, names, declared)
-        except DataError as err:
-            note = f"layout '{fixed}' detected from {detected_at}" if detected_at else ""
-            located = _located(err, origin, note)
-            if on_error == "raise":
-                raise located from None
-            report.count_skip(located)
-            continue
-        if fixed is None:
-            fixed, detected_at = row_layout, origin
-            report.layout = row_layout
+
+    def parse(row: Any, row_layout: str, origin: str) -> tuple[Any, list[str], list[dict]]:
+        if not isinstance(row, dict):
+            raise DataError(expected="a JSON object", got=type_name(row))
+        return _PARSERS[row_layout](row, csv, names, declared)
+
+    for origin, row, (prompt, texts, targets) in parsed_rows(rows, layout, detect_pointwise_layout, parse,
+                                                               on_error, report):
         first_origin = first_origin or origin
         key = _prompt_key(prompt)
         g = group_of.setdefault(key, len(group_of))
@@ -267,6 +255,7 @@ def pointwise_from_rows(
     if not responses:
         why = f"all {report.n_read} rows were skipped: {report.skipped}" if report.n_read else "no rows"
         raise DataError(why, file=label, expected="at least one pointwise row")
+    fixed = report.layout  # the layout given, or the one detected from the first good row
     if fixed != "attributes":
         names = ["score" if fixed == "score" else "correct"]
     target = np.full((len(responses), len(names)), np.nan)
