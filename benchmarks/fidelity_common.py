@@ -40,9 +40,11 @@ def train_cell(work: Path, name: str, cfg: dict) -> Path:
     resume = ckpt.is_dir() and any(ckpt.iterdir())
     again = [] if not out.exists() else ["--resume"] if resume else ["--overwrite"]
     print(f"training {name}{' (resuming)' if resume else ''}", flush=True)
+    cmd = [sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + again
     with (work / f"{name}.log").open("a") as log:
-        subprocess.run([sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + again,
-                       check=True, stdout=log, stderr=subprocess.STDOUT)
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     return out
 
 

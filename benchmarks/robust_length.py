@@ -73,13 +73,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fidelity_common import train_cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -135,36 +136,20 @@ def prepare(work: Path, args) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- cells
-def config(work: Path, files: dict, arm: str, seed: int, args) -> Path:
+def config(files: dict, arm: str, seed: int, args) -> dict:
+    """The run config of cell ARM_sSEED (its output_dir is set by ``fidelity_common.train_cell``)."""
     extra = ARMS[arm]
     tc = {"epochs": args.epochs, "batch_size": 16, "lr": 1e-4, "warmup_ratio": 0.05, "seed": seed,
           "eval_every": 100_000, "save_every": 20, "log_every": 10, "progress": False, "disable_dropout": True,
           "reward_stats_max_pairs": 200}
     if args.max_steps is not None:
         tc["max_steps"] = args.max_steps
-    cfg = {"output_dir": str(work / f"{arm}_s{seed}"),
-           "model": {"name_or_path": "minilm", "max_length": args.max_length},
+    cfg = {"model": {"name_or_path": "minilm", "max_length": args.max_length},
            "data": {"train": files["train"], "val_fraction": 0.0, **extra.get("data", {})},
            "objective": {"name": "bt"}, "train": tc}
     if "odin" in extra:
         cfg["odin"] = extra["odin"]
-    path = work / "configs" / f"{arm}_s{seed}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
-def run_cell(work: Path, cfg_path: Path, out: Path) -> None:
-    if (out / "summary.json").is_file():
-        return
-    resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
-    again = [] if not out.exists() else ["--resume"] if resume else ["--overwrite"]
-    cmd = [sys.executable, "-m", "rewardlab.cli", "train", str(cfg_path)] + again
-    print(f"training {out.name}{' (resuming)' if resume else ''}", flush=True)
-    with (work / f"{out.name}.log").open("a") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
-        log.flush()
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return cfg
 
 
 def score_cell(work: Path, files: dict, cell: str, args) -> dict:
@@ -420,7 +405,7 @@ def calibrate(work: Path, files: dict, args) -> dict:
     from rewardlab.train.loop import train
 
     torch.set_num_threads(1)
-    base = yaml.safe_load(config(work / "calibrate", files, "bt", 0, args).read_text())
+    base = config(files, "bt", 0, args)
     cpu, wall = {}, {}
     for steps in (2, 8):
         tree = json.loads(json.dumps(base))
@@ -483,7 +468,7 @@ def main() -> None:
     seeds = list(range(args.seeds))
     for seed in seeds:  # seed-major: a finished seed is a usable paired comparison
         for arm in ARMS:
-            run_cell(args.work, config(args.work, files, arm, seed, args), args.work / f"{arm}_s{seed}")
+            train_cell(args.work, f"{arm}_s{seed}", config(files, arm, seed, args))
     res = analyse(args.work, files, seeds, args)
     print(json.dumps({arm: {k: res["vs_bt"][arm][k] for k in ("accuracy_difference_pooled", "gap_ratio", "goal")}
                       for arm in res["vs_bt"]}, indent=2))
