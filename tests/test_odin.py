@@ -116,8 +116,10 @@ decor, corr = length_penalties(gather_with_grad(mine), gather_with_grad(mine) * 
 full = r_all.clone().requires_grad_(True)
 d1, c1 = length_penalties(full, full * 0.5, l_all)
 (d1 + c1).backward()
-print(json.dumps({"rank": rank, "value": float(decor + corr), "full_value": float(d1 + c1),
-                  "grad": mine.grad.tolist(), "full_grad": (world * full.grad[rank * 4:(rank + 1) * 4]).tolist()}))
+# one file per rank: two processes printing to one pipe can interleave their lines
+with open(f"{sys.argv[2]}/rank{rank}.json", "w") as f:
+    json.dump({"rank": rank, "value": float(decor + corr), "full_value": float(d1 + c1),
+               "grad": mine.grad.tolist(), "full_grad": (world * full.grad[rank * 4:(rank + 1) * 4]).tolist()}, f)
 """
 
 
@@ -130,9 +132,9 @@ def test_gather_with_grad_gives_the_global_batch_gradient(tmp_path):
     script.write_text(_GATHER)
     src = str(Path(__file__).resolve().parents[1] / "src")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          str(script), src], capture_output=True, text=True, timeout=300, env={**_env()})
+                          str(script), src, str(tmp_path)], capture_output=True, text=True, timeout=300, env={**_env()})
     assert res.returncode == 0, res.stderr[-3000:]
-    rows = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    rows = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
     assert sorted(r["rank"] for r in rows) == [0, 1]
     for r in rows:
         assert r["value"] == pytest.approx(r["full_value"], abs=1e-12)
