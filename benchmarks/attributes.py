@@ -246,16 +246,9 @@ def gsm8k(sets, X, seeds=(0, 1, 2, 3, 4), log=print) -> dict:
     return out
 
 
-def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
-    """Stage 1 (ridge per attribute) + stage 2 (gating, BT on pairs) vs one BT head, by source."""
-    import torch
-
-    from rewardlab.eval.items import best_of_k_selection
-    from rewardlab.eval.stats import accuracy_interval, paired_bootstrap_difference
-    from rewardlab.heads import fit_head
-    from rewardlab.heads.attributes import fit_attribute_ridge, fit_gating
-
-    torch.set_num_threads(1)
+def attribute_data(sets, X, item_index, P, prompt_index) -> dict:
+    """The responses with their attribute labels (NaN where unlabelled), the preference pairs
+    (source, prompt, chosen row, rejected row), their embeddings X and prompt embeddings P."""
     names = ["harmless", "correct", "length"]
     # responses: (prompt, text, source, {attribute: value}); pairs: (source, prompt, i_chosen, i_rejected)
     resp, pairs = [], []
@@ -284,11 +277,30 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
     Xr = np.stack([X[item_index[(p, t)]] for p, t, _, _ in resp])
     Pp = np.stack([P[prompt_index[p]] for p, _, _, _ in resp])
     prompts = [p if isinstance(p, str) else json.dumps(p) for p, _, _, _ in resp]
+    return {"names": names, "resp": resp, "pairs": pairs, "Y": Y, "X": Xr, "P": Pp, "prompts": prompts,
+            "group": np.unique(prompts, return_inverse=True)[1],
+            "pair_c": np.array([p[2] for p in pairs]), "pair_r": np.array([p[3] for p in pairs])}
+
+
+HEAD_CFG = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 10, "val_fraction": 0.15}
+GATING = dict(hidden=(64,), lr=3e-3, weight_decay=1e-4, epochs=500, patience=30, seed=0)
+
+
+def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
+    """Stage 1 (ridge per attribute) + stage 2 (gating, BT on pairs) vs one BT head, by source."""
+    import torch
+
+    from rewardlab.eval.items import best_of_k_selection
+    from rewardlab.eval.stats import accuracy_interval, paired_bootstrap_difference
+    from rewardlab.heads import fit_head
+    from rewardlab.heads.attributes import fit_attribute_ridge, fit_gating
+
+    torch.set_num_threads(1)
+    d = attribute_data(sets, X, item_index, P, prompt_index)
+    names, resp, pairs, Y, Xr, Pp, prompts = (d[k] for k in ("names", "resp", "pairs", "Y", "X", "P", "prompts"))
     fold = _folds(prompts)
-    group = np.unique(prompts, return_inverse=True)[1]
-    pair_c = np.array([p[2] for p in pairs])
-    pair_r = np.array([p[3] for p in pairs])
-    head_cfg = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 10, "val_fraction": 0.15}
+    group, pair_c, pair_r = d["group"], d["pair_c"], d["pair_r"]
+    head_cfg = HEAD_CFG
     models = {m: np.zeros(len(resp)) for m in ("bt_head", "armo", "armo_len_decorrelated")}
     A = np.zeros((len(resp), len(names)))
     W = {m: np.zeros((len(resp), len(names))) for m in ("armo", "armo_len_decorrelated")}
@@ -308,8 +320,7 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
         models["bt_head"][te] = fit_head(Xr, ci, ri, objective="bt", config=head_cfg, seed=0).predict(Xr[te])
         for label, dec in (("armo", None), ("armo_len_decorrelated", "length")):
             t0 = time.perf_counter()
-            gate = fit_gating(Pp[ci], Af[ci], Af[ri], names, hidden=(64,), decorrelate=dec, lr=3e-3,
-                              weight_decay=1e-4, epochs=500, patience=30, seed=0)
+            gate = fit_gating(Pp[ci], Af[ci], Af[ri], names, decorrelate=dec, **GATING)
             timing[label].append(time.perf_counter() - t0)
             models[label][te] = gate.reward(Pp[te], Af[te])
             W[label][te] = gate.weights(Pp[te])
@@ -367,6 +378,147 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
             "labelled_rows_per_fold": labelled, "alpha_per_fold": alphas,
             "stage1_seconds_per_fold": float(np.mean(timing["stage1"])), "stage1_out_of_fold": quality,
             "gating": gates, "by_source": by_source, "reward_length_correlation": length_corr}
+
+
+SUITE_MODELS = ("bt_head", "armo", "armo_len_decorrelated")
+
+
+def suite_stage(sets, X, item_index, cache: str, work: Path, pairs_per_subset: int, log=print) -> dict:
+    """Stage 1 + 2 (both variants) and the single BT head, each trained on all the rows above,
+    exported as Hugging Face models and evaluated by ``rewardlab eval`` on the shared suite by
+    section, paired, on copies of its files without any training prompt (and, for HumanEvalPack,
+    without any training problem in another language)."""
+    import sys
+
+    import torch
+    from statsmodels.stats.multitest import multipletests
+
+    from rewardlab.data import load_preferences
+    from rewardlab.data.splits import HUMANEVALPACK_PROBLEM, group_keys
+    from rewardlab.embed.extract import EmbedSpec, embed_texts
+    from rewardlab.eval.runner import evaluate, write_outputs
+    from rewardlab.heads import fit_head
+    from rewardlab.heads.attributes import fit_attribute_ridge, fit_gating
+    from rewardlab.models.attributes import export_attribute_model
+    from rewardlab.models.reward_model import RewardModel
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fidelity_common import prompt_key, suite_copy_without
+
+    torch.set_num_threads(1)
+    # The gating's input as the export computes it: the prompt alone at the model's max_length
+    ups = unique_prompts(sets)
+    spec = EmbedSpec(**{**PROMPT_SPEC, "max_length": ITEM_SPEC["max_length"]})
+    pv = embed_texts(ups, [""] * len(ups), spec, cache_dir=cache, log=log, batch_size=32, flush_every=128)
+    d = attribute_data(sets, X, item_index, pv.embeddings, {p: i for i, p in enumerate(ups)})
+    names, Xr, Y, Pp, c, r = d["names"], d["X"], d["Y"], d["P"], d["pair_c"], d["pair_r"]
+    stage1 = fit_attribute_ridge(Xr, Y, names, group=d["group"])
+    A = stage1.predict(Xr)
+    bt = fit_head(Xr, c, r, objective="bt", config=HEAD_CFG, seed=0)
+    models = work / "models"
+    dirs = {"bt_head": models / "bt_head", "armo": models / "armo", "armo_len_decorrelated": models / "armo_decorr"}
+    coef, intercept = bt.linear_map()
+    export_attribute_model("minilm", None, coef, intercept, dirs["bt_head"], max_length=ITEM_SPEC["max_length"])
+    in_memory = {"bt_head": bt.predict(Xr)}
+    gates = {}
+    for label, dec in (("armo", None), ("armo_len_decorrelated", "length")):
+        gate = fit_gating(Pp[c], A[c], A[r], names, decorrelate=dec, **GATING)
+        gates[label] = gate
+        export_attribute_model("minilm", names, stage1.coef, stage1.intercept, dirs[label], gating=gate.tensors(),
+                               verbosity=dec, max_length=ITEM_SPEC["max_length"])
+        in_memory[label] = gate.reward(Pp, A)
+    # each export reproduces its in-memory model on a sample of the training responses
+    check = np.arange(0, len(d["resp"]), max(1, len(d["resp"]) // 24))
+    ps, ts = [d["resp"][i][0] for i in check], [d["resp"][i][1] for i in check]
+    export_error = {}
+    for m, path in dirs.items():
+        rm = RewardModel.from_pretrained(path)
+        got = rm.score(ps, ts)
+        got = rm.gated(ps, got) if got.ndim == 2 else got
+        export_error[m] = float(np.max(np.abs(got - in_memory[m][check])))
+    log(f"export vs in-memory max |difference|: {export_error}")
+    # the suite without training prompts (and HumanEvalPack without training problems)
+    train_prompts = {prompt_key(p) for p in d["prompts"]}
+    hep = load_preferences(DATA / "humanevalpack.jsonl")
+    hep_keys = group_keys(hep, HUMANEVALPACK_PROBLEM)
+    problem_of = {prompt_key(p): k for p, k in zip(hep["prompt"], hep_keys)}
+    train_problems = {problem_of[prompt_key(x["prompt"])] for x in sets["humanevalpack"]}
+
+    def drop(name, row):
+        if name == "humanevalpack.jsonl":
+            return problem_of[prompt_key(row["prompt"])] in train_problems
+        return prompt_key(row["prompt"]) in train_prompts
+
+    root = work / "suite"
+    dropped = suite_copy_without(root, drop, DATA)
+    log(f"suite copies: rows dropped per file {dropped}")
+    ev = evaluate([dirs[m] for m in SUITE_MODELS], suite="shared", data_root=root,
+                  max_pairs_per_subset=pairs_per_subset, log=log, progress=False)
+    write_outputs(ev, work / "eval")
+    res = ev.results
+    name_of = dict(zip(res["models"], SUITE_MODELS)) if len(res["models"]) == 3 else {}
+    per_model = {}
+    for key, entry in res["models"].items():
+        suite = entry["suite"]
+        per_model[name_of.get(key, key)] = {
+            "sections": suite["sections"], "overall": suite.get("overall"),
+            "overall_interval": suite.get("overall_interval"),
+            "subsets": {k: {"n": v["n"], "score": v.get("accuracy", v.get("score"))} for k, v in suite["subsets"].items()},
+            "length_bias": entry["diagnostics"].get("length_bias", {})}
+    comps = []
+    for comp in res.get("comparisons", []):
+        a, b = (name_of.get(x, x) for x in comp["models"])
+        for sec, dd in (comp.get("sections") or {}).items():
+            comps.append({"a": a, "b": b, "section": sec, **dd})
+    if comps:
+        holm = multipletests([x["p_value"] for x in comps], method="holm")[1]
+        for x, p in zip(comps, holm):
+            x["p_holm"] = float(p)
+    gating_weights = {m: np.round(g.weights(Pp).mean(0), 3).tolist() for m, g in gates.items()}
+    return {"pairs_per_subset": pairs_per_subset, "train_responses": len(d["resp"]), "train_pairs": len(d["pairs"]),
+            "train_problems_humanevalpack": len(train_problems), "rows_dropped": dropped,
+            "export_max_abs_error": export_error, "alpha": dict(zip(names, stage1.alpha.tolist())),
+            "gating_mean_weights_train": gating_weights, "models": per_model, "section_comparisons": comps,
+            "eval_dir": str(work / "eval")}
+
+
+def render_suite_md(res: dict) -> str:
+    s = res["suite"]
+    models = list(SUITE_MODELS)
+    sections = sorted({k for m in s["models"].values() for k in (m["sections"] or {})})
+    lines = ["# Multi-attribute (stage 1 + stage 2) vs one BT head on the shared suite, by section", "",
+             f"Command: `{res['command']}`. Frozen MiniLM (all-MiniLM-L6-v2, CLS pooling, 256 tokens); the "
+             f"three models are trained on all {s['train_responses']} responses / {s['train_pairs']} pairs of "
+             "the attributes experiment (GSM8K, HumanEvalPack, HH-RLHF harmless), exported as Hugging Face "
+             "models (stage 1 as the classifier, the gating beside it) and evaluated by `rewardlab eval "
+             f"--suite shared` at {s['pairs_per_subset']} pairs per subset on copies of the suite's files "
+             "without any training prompt (HumanEvalPack: without any training problem, in every language). "
+             f"Rows dropped: {s['rows_dropped']}. Each export reproduces its in-memory model within "
+             + ", ".join(f"{m} {e:.1e}" for m, e in s["export_max_abs_error"].items()) + ".", "",
+             "Section scores (95% stratified cluster-bootstrap intervals, as `rewardlab eval` reports them):", "",
+             "| model | " + " | ".join(sections) + " | overall |", "|---|" + "---|" * (len(sections) + 1)]
+    for m in models:
+        e = s["models"][m]
+        cells = []
+        for sec in sections:
+            v = (e["sections"] or {}).get(sec)
+            ci = (v or {}).get("interval") or {}
+            cells.append("-" if v is None else f"{v['score']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] (n = {v['n']})"
+                         if ci else f"{v['score']:.3f} (n = {v['n']})")
+        oi = e.get("overall_interval") or {}
+        ov = e.get("overall")
+        cells.append("-" if ov is None else f"{ov:.3f}" + (f" [{oi['low']:.3f}, {oi['high']:.3f}]" if oi else ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences by section (paired stratified cluster bootstrap; Holm over all "
+              f"{len(s['section_comparisons'])} section comparisons):", "",
+              "| A − B | section | difference | p | p (Holm) |", "|---|---|---|---|---|"]
+    for x in s["section_comparisons"]:
+        lines.append(f"| {x['a']} − {x['b']} | {x['section']} | {x['difference']:+.3f} [{x['low']:+.3f}, "
+                     f"{x['high']:+.3f}] | {x['p_value']:.3g} | {x.get('p_holm', float('nan')):.3g} |")
+    lines += ["", "Mean gating weights over the training prompts (" + ", ".join(res["suite_names"]) + "): "
+              + "; ".join(f"{m} {w}" for m, w in s["gating_mean_weights_train"].items()) + ".", "",
+              f"The full evaluation report (per subset, length diagnostics): `{s['eval_dir']}` (not committed).", ""]
+    return "\n".join(lines) + "\n"
 
 
 def synthetic(log=print) -> dict:
@@ -503,12 +655,32 @@ def render_md(res: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", default="/tmp/pointwise/embed_cache")
-    ap.add_argument("--stage", default="all", choices=["embed", "all", "synthetic"])
+    ap.add_argument("--stage", default="all", choices=["embed", "all", "synthetic", "suite"])
+    ap.add_argument("--work", default="/tmp/attributes_suite", help="suite stage: exports, suite copies, eval report")
+    ap.add_argument("--suite-pairs", type=int, default=100, help="suite stage: pairs (items) per subset")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "attributes"))
     args = ap.parse_args()
     if args.stage == "embed":
         _, items, _, pv = embed_all(args.cache)
         print(items.stats, pv.stats)
+        return
+    if args.stage == "suite":
+        sets, items, ups, pv = embed_all(args.cache)
+        prompts, responses = items_of(sets)
+        keyed: dict = {}
+        for i, (p, t) in enumerate(zip(prompts, responses)):
+            keyed.setdefault((p if isinstance(p, str) else json.dumps(p), t), i)
+        out = {"command": f"OMP_NUM_THREADS=1 nice -n 15 python benchmarks/attributes.py --stage suite --cache "
+                          f"{args.cache} --work {args.work} --suite-pairs {args.suite_pairs}",
+               "suite_names": ["harmless", "correct", "length"],
+               "suite": suite_stage(sets, items.embeddings, keyed, args.cache, Path(args.work), args.suite_pairs)}
+        from rewardlab.runinfo import run_info
+
+        out["run"] = run_info()
+        target = Path(args.out + "_suite")
+        target.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float) + "\n")
+        target.with_suffix(".md").write_text(render_suite_md(json.loads(json.dumps(out, default=float))))
+        print(target.with_suffix(".md").read_text())
         return
     results: dict = {"command": "OMP_NUM_THREADS=1 nice -n 15 python benchmarks/attributes.py --cache " + args.cache,
                      "embedding": {"items": ITEM_SPEC, "prompts": PROMPT_SPEC},

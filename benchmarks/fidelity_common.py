@@ -48,6 +48,36 @@ def train_cell(work: Path, name: str, cfg: dict) -> Path:
     return out
 
 
+def prompt_key(prompt) -> str:
+    """A prompt as a dictionary key (a conversation as its JSON)."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+def suite_copy_without(target: Path, drop, data: Path = DATA) -> dict[str, int]:
+    """The shared suite's data root without training rows: under ``target``, a copy of each file
+    of ``data`` without the rows ``drop(file_name, row)`` marks (raw JSON lines, every field kept),
+    and a link to each file that loses none. The shared suite holds the sets experiments train on,
+    so a model evaluated on it must not meet its training prompts there. Returns the rows dropped
+    per file."""
+    target.mkdir(parents=True, exist_ok=True)
+    dropped = {}
+    for path in sorted(data.iterdir()):
+        out = target / path.name
+        if out.exists() or out.is_symlink():
+            out.unlink()
+        if path.suffix != ".jsonl":
+            out.symlink_to(path)
+            continue
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        keep = [line for line in lines if not drop(path.name, json.loads(line))]
+        if len(keep) == len(lines):
+            out.symlink_to(path)
+        else:
+            out.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+            dropped[path.name] = len(lines) - len(keep)
+    return dropped
+
+
 class ScoreCache:
     """Reward differences d = r(chosen) − r(rejected) of trained cells on named tables, kept in
     ``work/scores.json`` and written after every (cell, table), so a rerun scores nothing twice."""

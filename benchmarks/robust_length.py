@@ -80,7 +80,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import train_cell  # noqa: E402
+from fidelity_common import prompt_key as _prompt_key  # noqa: E402
+from fidelity_common import suite_copy_without, train_cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -94,10 +95,6 @@ ARMS = {"bt": {}, "odin": {"odin": ODIN}, "balanced": {"data": BALANCE}, "both":
 
 
 # ----------------------------------------------------------------------------- data
-def _prompt_key(prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-
-
 def prepare(work: Path, args) -> dict[str, str]:
     """Train and held-out files and the suite's data root (written once under ``work``)."""
     from rewardlab.data import load_preferences
@@ -121,16 +118,8 @@ def prepare(work: Path, args) -> dict[str, str]:
     if args.max_test_pairs is not None and args.max_test_pairs < len(test_t):
         test_t = test_t.select(np.sort(rng.permutation(len(test_t))[:args.max_test_pairs]).tolist())
     test_t.write(files["test"])
-    for path in sorted(DATA.iterdir()):
-        target = d / "suite" / path.name
-        if target.exists() or target.is_symlink():
-            target.unlink()
-        if path.name in OVERLAP_FILES:
-            t = load_preferences(path)
-            keep = [i for i, p in enumerate(t["prompt"]) if _prompt_key(p) not in train_prompts]
-            t.select(keep).write(target)
-        else:
-            target.symlink_to(path)
+    suite_copy_without(d / "suite", lambda name, row: name in OVERLAP_FILES and _prompt_key(row["prompt"]) in train_prompts,
+                       DATA)
     (d / "COMPLETE").write_text(json.dumps({"train": len(pick), "test": len(test_t), "pool": len(pool_t)}) + "\n")
     return {k: str(v) for k, v in files.items()}
 

@@ -12,7 +12,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 
 from rewardlab.embed.extract import EmbedSpec, embed_texts
 from rewardlab.heads.attributes import fit_gating
@@ -144,3 +143,61 @@ def test_serve_returns_attributes_in_score_and_the_gated_scalar_in_get_reward(ex
             assert missing.status_code == 422 and missing.json()["error"]["field"] == "prompts"
     finally:
         server.stop()
+
+
+def test_eval_ranks_a_gated_export_by_its_gated_scalar(export, tmp_path):
+    """`rewardlab eval` on a multi-attribute export: pairs ranked by the gated reward (the prompt
+    features computed once per distinct prompt give the same numbers as rm.gated), pointwise
+    items too; a K-output export without gating is refused before anything is scored."""
+    from rewardlab.eval.runner import evaluate
+
+    out, _, _, _ = export
+    rm = RewardModel.from_pretrained(out)
+    # repeated prompts: the per-distinct-prompt features must land on the right rows
+    prompts = PROMPTS + PROMPTS[:2]
+    chosen = RESPONSES + ["Four.", "Red."]
+    rejected = [r + " Maybe." for r in RESPONSES] + ["Five.", "Green, I think."]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
+                            for p, c, r in zip(prompts, chosen, rejected)))
+    ev = evaluate([out], data=[str(data)], n_boot=200)
+    want = rm.gated(prompts, rm.score(prompts, chosen)) > rm.gated(prompts, rm.score(prompts, rejected))
+    entry = next(iter(ev.results["models"].values()))
+    assert entry["overall"]["accuracy"] == pytest.approx(want.mean())
+    # without the gating files the export has no scalar: refused before scoring
+    bare = tmp_path / "bare"
+    import shutil
+
+    shutil.copytree(out, bare)
+    cfg = json.loads((bare / "config.json").read_text())
+    cfg["rewardlab"]["attributes"]["gating"] = None
+    (bare / "config.json").write_text(json.dumps(cfg))
+    from rewardlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="without a gating"):
+        evaluate([bare], data=[str(data)], n_boot=200)
+
+
+def test_a_linear_head_on_frozen_embeddings_exports_as_a_plain_reward_model(tmp_path):
+    """FittedHead.linear_map folds the head's standardisation and centring into (coef, intercept);
+    export_attribute_model(names=None) writes it as a one-reward model whose scores equal the
+    head's predictions on the same embeddings."""
+    from rewardlab.heads import fit_head
+
+    spec = EmbedSpec(model="minilm", max_length=64)
+    prompts = PROMPTS * 4
+    responses = [f"{r} (variant {i})" for i in range(4) for r in RESPONSES]
+    X = embed_texts(prompts, responses, spec, use_cache=False).embeddings
+    chosen = np.arange(0, 12, 2)
+    rejected = chosen + 1
+    head = fit_head(X, chosen, rejected, objective="bt",
+                    config={"kind": "linear", "epochs": 5, "val_fraction": 0.0}, seed=0)
+    coef, intercept = head.linear_map()
+    np.testing.assert_allclose(X @ coef.T[:, 0] + intercept[0], head.predict(X), atol=1e-4)
+    out = export_attribute_model("minilm", None, coef, intercept, tmp_path / "plain", max_length=64)
+    rm = RewardModel.from_pretrained(out)
+    assert rm.attribute_names is None and rm.num_labels == 1 and rm.gating is None
+    np.testing.assert_allclose(rm.score(prompts, responses), head.predict(X), atol=1e-4)
+    with pytest.raises(ValueError, match="one linear member"):
+        fit_head(X, chosen, rejected, objective="bt", config={"kind": "mlp", "widths": [4], "epochs": 1,
+                                                              "val_fraction": 0.0}, seed=0).linear_map()

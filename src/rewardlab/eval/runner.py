@@ -369,6 +369,11 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         log(f"scoring {part.name} ({len(part.table)} pairs) with {name}")
         s = model.score_pairs(part.table, batch_size=batch_size, return_features=True, progress=progress)
         truncation[part.name] = dict(sorted(model.last_truncation.items()))
+        if np.ndim(s["reward_chosen"]) == 2:  # a multi-attribute export: its gated scalar is the reward
+            prompts = list(part.table["prompt"])
+            s["reward_chosen"], s["reward_rejected"] = gated_scalar(
+                model, prompts + prompts, np.concatenate([s["reward_chosen"], s["reward_rejected"]]),
+                batch_size).reshape(2, -1)
         out["reward_chosen"].append(s["reward_chosen"])
         out["reward_rejected"].append(s["reward_rejected"])
         diff = s["features_chosen"].astype(np.float64) - s["features_rejected"].astype(np.float64)
@@ -378,6 +383,38 @@ def _score_parts(model: RewardModel, parts: list[_Part], batch_size: int, progre
         out["tokens_chosen"].append(_token_lengths(model.tokenizer, part.table["chosen"]))
         out["tokens_rejected"].append(_token_lengths(model.tokenizer, part.table["rejected"]))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}, truncation
+
+
+def gated_scalar(model: RewardModel, prompts: Sequence, scores: np.ndarray, batch_size: int) -> np.ndarray:
+    """A multi-attribute export's scalar reward: its attribute ``scores [N, K]`` mixed by its
+    gating (ArmoRM's preference score, what RewardBench ranks it by). Each distinct prompt is
+    encoded once (the gating reads the prompt alone)."""
+    keys = [_prompt_key(p) for p in prompts]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    distinct = list(first.values())
+    feats = model.prompt_features([prompts[i] for i in distinct], batch_size=batch_size)
+    row = {k: j for j, k in enumerate(first)}
+    return model.gated(prompts, scores, features=feats[[row[k] for k in keys]])
+
+
+def check_scalar(model, name: str) -> None:
+    """A model eval can rank with: one reward, or K attributes and a gating that mixes them.
+    ``model``: a loaded model, or a model directory (its stored settings; nothing loaded)."""
+    if isinstance(model, (str, Path)):
+        from rewardlab.models.reward_model import _stored_settings
+
+        attrs = _stored_settings(str(model)).get("attributes") or {}
+        names, gated = list(attrs.get("names") or []), bool(attrs.get("gating"))
+        k = len(names)
+    else:
+        names = getattr(model, "attribute_names", None) or []
+        k, gated = getattr(model, "num_labels", 1), getattr(model, "gating", None) is not None
+    if k > 1 and not gated:
+        raise ConfigError(f"{name}: a multi-attribute model ({', '.join(names)}) without a gating has no "
+                          "scalar reward to rank pairs by; export it with its stage-2 gating, or score its "
+                          "attributes with `rewardlab score`")
 
 
 def length_by_set(s: dict[str, np.ndarray], sets: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -520,6 +557,8 @@ def _score_items(model: RewardModel, item_sets: list[_ItemSet], name: str, batch
     t0 = time.perf_counter()
     r = np.asarray(model.score([p for p, _ in inputs], [t for _, t in inputs], batch_size=batch_size,
                                progress=progress), dtype=np.float64)
+    if r.ndim == 2:  # a multi-attribute export: its gated scalar is the reward
+        r = gated_scalar(model, [p for p, _ in inputs], r, batch_size)
     seconds = time.perf_counter() - t0
     k = 0
     for it in item_sets:
@@ -766,6 +805,8 @@ def evaluate(
     # every --model checked before any data is read (a Hub name may become its cached directory)
     located = [m if isinstance(m, RewardModel) else locate_model(m, kind=REWARD_MODEL, option="--model")
                for m in models]
+    for m, target in zip(models, located):
+        check_scalar(m if isinstance(m, RewardModel) else target, str(m))
     started = time.time()
 
     suite_obj = load_suite(suite, data_root) if suite is not None else None

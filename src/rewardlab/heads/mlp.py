@@ -103,6 +103,17 @@ class FittedHead:
         r = self.predict_members(X)
         return r.mean(0) if self.aggregate == "mean" else r.min(0)
 
+    def linear_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef [1, d], intercept [1])`` with ``predict(X) == X @ coef.T + intercept`` for a
+        one-member linear head (the standardisation and centring folded in): the classifier layer
+        of an export (:func:`rewardlab.models.attributes.export_attribute_model`)."""
+        if self.model.members != 1 or len(self.model.weights) != 1:
+            raise ValueError(f"a linear map needs one linear member, this head has {self.model.members} member(s) "
+                             f"and {len(self.model.weights) - 1} hidden layer(s)")
+        w = self.model.weights[0].detach()[0, :, 0].double() / self.std.double()
+        b = self.model.biases[0].detach()[0, 0, 0].double() - self.offsets[0].double() - (self.mean.double() * w).sum()
+        return w.numpy()[None, :], np.array([float(b)])
+
     def state_dict(self) -> dict[str, Tensor]:
         out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         out.update({"mean": self.mean, "std": self.std, "offsets": self.offsets})

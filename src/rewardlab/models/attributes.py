@@ -40,7 +40,7 @@ from rewardlab.models.reward_model import RewardModel
 
 def export_attribute_model(
     backbone: str,
-    names: Sequence[str],
+    names: Sequence[str] | None,
     coef: np.ndarray,
     intercept: np.ndarray,
     directory: str | Path,
@@ -53,8 +53,13 @@ def export_attribute_model(
     render: str = "auto",
 ) -> Path:
     """Write a K-label sequence classifier whose logits are ``h @ coef.T + intercept`` (the
-    stage-1 scores on the backbone's pooled vector h), with the gating beside it when given."""
-    names = tuple(names)
+    stage-1 scores on the backbone's pooled vector h), with the gating beside it when given.
+    ``names=None`` writes a plain one-reward model (``coef [1, d]``: a linear head on frozen
+    embeddings, e.g. :meth:`rewardlab.heads.mlp.FittedHead.linear_map`)."""
+    plain = names is None
+    names = ("reward",) if plain else tuple(names)
+    if plain and gating is not None:
+        raise ConfigError("a gating mixes named attributes: give their names")
     coef, intercept = np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
     k = len(names)
     if len(set(names)) != k or coef.ndim != 2 or coef.shape[0] != k or intercept.shape != (k,):
@@ -75,9 +80,9 @@ def export_attribute_model(
                 raise ConfigError(f"{backbone}'s score layer has no bias; the intercepts cannot be exported")
         else:
             head.bias.copy_(torch.from_numpy(intercept))
-    info = {"names": list(names), "gating": GATING_FILE if gating is not None else None,
-            "verbosity": verbosity}
-    rm.settings.attributes = info
+    if not plain:
+        rm.settings.attributes = {"names": list(names), "gating": GATING_FILE if gating is not None else None,
+                                  "verbosity": verbosity}
     out = rm.save_pretrained(directory)
     if gating is not None:
         from safetensors.torch import save_file

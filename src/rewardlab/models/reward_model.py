@@ -202,13 +202,16 @@ class RewardModel(nn.Module):
         items = [encode(self.tokenizer, s.render, p, "", s.max_length, policy) for p in prompts]
         return self.score_encoded(items, batch_size=batch_size, return_features=True)[1]
 
-    def gated(self, prompts, scores, *, batch_size: int = 16) -> np.ndarray:
-        """The gated scalar reward of a multi-attribute export from its attribute ``scores [N, K]``."""
+    def gated(self, prompts, scores, *, batch_size: int = 16, features: np.ndarray | None = None) -> np.ndarray:
+        """The gated scalar reward of a multi-attribute export from its attribute ``scores [N, K]``.
+        ``features``: the prompts' :meth:`prompt_features`, when the caller has them already."""
         if self.gating is None:
             raise ConfigError("this model has no gating (gating.safetensors): it gives attribute scores only")
         from rewardlab.models.gating import gated_reward
 
-        h = torch.from_numpy(self.prompt_features(prompts, batch_size=batch_size))
+        if features is None:
+            features = self.prompt_features(prompts, batch_size=batch_size)
+        h = torch.from_numpy(np.asarray(features))
         tensors, v = self.gating
         return gated_reward(torch.as_tensor(np.asarray(scores)), h, tensors, v).double().numpy()
 
