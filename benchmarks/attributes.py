@@ -98,6 +98,18 @@ def embed_all(cache: str, log=print):
     return sets, items, ups, prompt_vecs
 
 
+def embed_gsm8k_all(cache: str, log=print):
+    """All 666 questions of the shared GSM8K half (the correctness experiment; the 400-question
+    subset above stays the multi-attribute experiment's, whose suite stage needs the rest unseen)."""
+    from rewardlab.embed.extract import EmbedSpec, embed_texts
+
+    rows = _read("gsm8k_solutions.jsonl")
+    prompts = [r["prompt"] for r in rows for _ in r["responses"]]
+    responses = [t for r in rows for t in r["responses"]]
+    return rows, embed_texts(prompts, responses, EmbedSpec(**ITEM_SPEC), cache_dir=cache, log=log,
+                             batch_size=16, flush_every=64).embeddings
+
+
 N_FOLDS = 5
 
 
@@ -243,6 +255,15 @@ def gsm8k(sets, X, seeds=(0, 1, 2, 3, 4), log=print) -> dict:
         "auroc": {"correctness": _auroc_interval(r_c, y, q_of), "bt": _auroc_interval(r_b, y, q_of),
                   "random": 0.5, "correctness_minus_bt": _auroc_difference(r_c, r_b, y, q_of)},
     }
+    # over seeds: each mixed question's selection correctness averaged over the seeds
+    avg = {name: np.mean([keep[sd][name][1]["per_item"]["selected"][mixed] for sd in seeds], axis=0)
+           for name in ("correctness", "bt")}
+    out["over_seeds"] = {
+        "best_of_4_mixed": {"correctness": accuracy_interval(avg["correctness"]), "bt": accuracy_interval(avg["bt"]),
+                            "random": float(rnd.mean()),
+                            "correctness_minus_bt": paired_bootstrap_difference(avg["correctness"], avg["bt"]),
+                            "correctness_minus_random": paired_bootstrap_difference(avg["correctness"], rnd),
+                            "bt_minus_random": paired_bootstrap_difference(avg["bt"], rnd)}}
     return out
 
 
@@ -286,7 +307,7 @@ HEAD_CFG = {"kind": "linear", "lr": 1e-3, "batch_size": 256, "epochs": 200, "pat
 GATING = dict(hidden=(64,), lr=3e-3, weight_decay=1e-4, epochs=500, patience=30, seed=0)
 
 
-def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
+def attributes(sets, X, item_index, P, prompt_index, seeds=(0, 1, 2, 3, 4), log=print) -> dict:
     """Stage 1 (ridge per attribute) + stage 2 (gating, BT on pairs) vs one BT head, by source."""
     import torch
 
@@ -305,7 +326,7 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
     A = np.zeros((len(resp), len(names)))
     W = {m: np.zeros((len(resp), len(names))) for m in ("armo", "armo_len_decorrelated")}
     timing = {"stage1": [], "armo": [], "armo_len_decorrelated": []}
-    alphas, labelled = [], []
+    alphas, labelled, stage1_by_fold = [], [], []
     for f in range(N_FOLDS):
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         t0 = time.perf_counter()
@@ -315,6 +336,7 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
         labelled.append(stage1.info["n_labelled"])
         Af = stage1.predict(Xr)
         A[te] = Af[te]
+        stage1_by_fold.append(Af)
         in_train = fold[pair_c] != f
         ci, ri = pair_c[in_train], pair_r[in_train]
         models["bt_head"][te] = fit_head(Xr, ci, ri, objective="bt", config=head_cfg, seed=0).predict(Xr[te])
@@ -325,6 +347,22 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
             models[label][te] = gate.reward(Pp[te], Af[te])
             W[label][te] = gate.weights(Pp[te])
         log(f"attributes fold {f} done")
+    # further seeds (head and gating initialisation, data order; folds and stage 1 fixed)
+    by_seed = {0: {m: v.copy() for m, v in models.items()}}
+    for seed in seeds:
+        if seed == 0:
+            continue
+        by_seed[seed] = {m: np.zeros(len(resp)) for m in models}
+        for f in range(N_FOLDS):
+            te, Af = np.flatnonzero(fold == f), stage1_by_fold[f]
+            in_train = fold[pair_c] != f
+            ci, ri = pair_c[in_train], pair_r[in_train]
+            by_seed[seed]["bt_head"][te] = fit_head(Xr, ci, ri, objective="bt", config=head_cfg,
+                                                    seed=seed).predict(Xr[te])
+            for label, dec in (("armo", None), ("armo_len_decorrelated", "length")):
+                gate = fit_gating(Pp[ci], Af[ci], Af[ri], names, decorrelate=dec, **{**GATING, "seed": seed})
+                by_seed[seed][label][te] = gate.reward(Pp[te], Af[te])
+        log(f"attributes seed {seed} done")
     from sklearn.metrics import r2_score, roc_auc_score
 
     quality = {}
@@ -350,6 +388,16 @@ def attributes(sets, X, item_index, P, prompt_index, log=print) -> dict:
             entry[m] = accuracy_interval(correct[m], clusters=clusters)
         for m in ("armo", "armo_len_decorrelated"):
             entry[f"{m}_minus_bt_head"] = paired_bootstrap_difference(correct[m], correct["bt_head"], clusters=clusters)
+        # over seeds: each pair's correctness averaged over the seeds, pairs resampled by prompt
+        avg = {m: np.mean([(by_seed[sd][m][c] > by_seed[sd][m][r]).astype(float) for sd in by_seed], axis=0)
+               for m in models}
+        entry["over_seeds"] = {
+            "seeds": sorted(by_seed),
+            "per_seed": {m: [float((by_seed[sd][m][c] > by_seed[sd][m][r]).mean()) for sd in sorted(by_seed)]
+                         for m in models},
+            **{m: accuracy_interval(avg[m], clusters=clusters) for m in models},
+            **{f"{m}_minus_bt_head": paired_bootstrap_difference(avg[m], avg["bt_head"], clusters=clusters)
+               for m in ("armo", "armo_len_decorrelated")}}
         by_source[src] = entry
     # GSM8K best-of-4 on the held-out questions with mixed correctness
     bo4 = {}
@@ -572,7 +620,7 @@ def render_md(res: dict) -> str:
         s0 = g["seed0"]
         b, a, wq = s0["best_of_4_mixed"], s0["auroc"], s0["within_question_pairs"]
         lines += ["## GSM8K: correctness (BCE) head vs BT head", "",
-                  f"{g['n_questions']} questions (a fixed subset of the shared 666) × 4 solutions, "
+                  f"{g['n_questions']} questions (the shared half) × 4 solutions, "
                   f"{100 * g['fraction_correct']:.1f}% correct. Cross-fitted over {g['folds']} folds of "
                   "questions: each model is trained on the other folds' questions (the correctness head on "
                   "their single solutions with 0/1 labels, the BT head on all correct-vs-wrong pairs of the "
@@ -604,7 +652,12 @@ def render_md(res: dict) -> str:
                          f"{rec['bt']['best_of_4_mixed']:.3f} | {rec['correctness']['auroc']:.3f} | "
                          f"{rec['bt']['auroc']:.3f} | {rec['correctness']['within_question_pair_accuracy']:.3f} | "
                          f"{rec['bt']['within_question_pair_accuracy']:.3f} |")
-        lines.append("")
+        ov = g["over_seeds"]["best_of_4_mixed"]
+        lines += ["", f"Over the {len(g['seeds'])} seeds (each mixed question's selection averaged over the "
+                  f"seeds, questions resampled): correctness {_pct(ov['correctness'])}, BT {_pct(ov['bt'])}, "
+                  f"random {ov['random']:.3f}; correctness − BT {_diff(ov['correctness_minus_bt'])}; "
+                  f"correctness − random {_diff(ov['correctness_minus_random'])}; BT − random "
+                  f"{_diff(ov['bt_minus_random'])}.", ""]
     if "attributes" in res:
         at = res["attributes"]
         lines += ["## Multi-attribute (stage 1 + stage 2) vs one BT head", "",
@@ -631,6 +684,14 @@ def render_md(res: dict) -> str:
             lines.append(f"| {src} | {e['n_pairs']} | {_pct(e['bt_head'])} | {_pct(e['armo'])} | "
                          f"{_pct(e['armo_len_decorrelated'])} | {_diff(e['armo_minus_bt_head'])} | "
                          f"{_diff(e['armo_len_decorrelated_minus_bt_head'])} |")
+        lines += ["", "Over the seeds (head and gating initialisation, data order; folds and stage 1 fixed): "
+                  "each pair's correctness averaged over the seeds, prompts resampled:", "",
+                  "| source | BT head | stage 1+2 | decorrelated | (1+2) − BT | (1+2 decorrelated) − BT |",
+                  "|---|---|---|---|---|---|"]
+        for src in ("gsm8k", "humanevalpack", "hh"):
+            o = at["by_source"][src]["over_seeds"]
+            lines.append(f"| {src} | {_pct(o['bt_head'])} | {_pct(o['armo'])} | {_pct(o['armo_len_decorrelated'])} | "
+                         f"{_diff(o['armo_minus_bt_head'])} | {_diff(o['armo_len_decorrelated_minus_bt_head'])} |")
         bo = at["by_source"]["gsm8k_best_of_4"]
         lines += ["", f"GSM8K best-of-4 on the {bo['bt_head']['n_mixed']} mixed questions (random "
                   f"{bo['bt_head']['random_mixed']:.3f}): BT head {_pct(bo['bt_head']['selected_mixed'])}, "
@@ -695,7 +756,8 @@ def main() -> None:
         item_index = {k: v for k, v in item_index.items()}
         prompt_index = {p: i for i, p in enumerate(ups)}
         X = items.embeddings
-        results["gsm8k"] = gsm8k(sets, X)
+        all_rows, X_all = embed_gsm8k_all(args.cache)
+        results["gsm8k"] = gsm8k({"gsm8k": all_rows}, X_all)
         keyed = {(p, t): i for (p, t), i in item_index.items()}
         results["attributes"] = attributes(sets, X, keyed, pv.embeddings, prompt_index)
     from rewardlab.runinfo import run_info

@@ -61,19 +61,23 @@ SIM_METHODS = {
 }
 
 
-def make_pools(rng: np.random.Generator, prompts: int, pool: int) -> np.ndarray:
+def make_pools(rng: np.random.Generator, prompts: int, pool: int, tradeoff: bool = True) -> np.ndarray:
     """Binary criterion scores (prompts, pool, 4): easy criteria 0-1, hard 2-3, traded off by a
-    latent 'thoroughness' u of each candidate."""
+    latent 'thoroughness' u of each candidate. ``tradeoff=False`` (the control): the easy and the
+    hard criteria read two independent latents, so the same marginal rates without the trade-off."""
     u = rng.random((prompts, pool, 1))
-    p = np.concatenate([0.95 - 0.55 * u, 0.95 - 0.55 * u, 0.02 + 0.5 * u ** 2, 0.02 + 0.5 * u ** 2], axis=-1)
+    v = u if tradeoff else rng.random((prompts, pool, 1))
+    p = np.concatenate([0.95 - 0.55 * v, 0.95 - 0.55 * v, 0.02 + 0.5 * u ** 2, 0.02 + 0.5 * u ** 2], axis=-1)
     return (rng.random(p.shape) < p).astype(np.float64)
 
 
-def run_sim_cell(method: str, seed: int, *, prompts: int, pool: int, batch: int, group: int, steps: int,
-                 lr: float, every: int) -> dict:
-    name, weights, opts = SIM_METHODS[method]
+def run_sim_cell(method: str | tuple, seed: int, *, prompts: int, pool: int, batch: int, group: int, steps: int,
+                 lr: float, every: int, tradeoff: bool = True) -> dict:
+    """One simulated GRPO run; ``method`` names a SIM_METHODS entry or is an (aggregator, weights,
+    options) triple."""
+    name, weights, opts = SIM_METHODS[method] if isinstance(method, str) else method
     rng = np.random.default_rng(seed)
-    scores = torch.as_tensor(make_pools(rng, prompts, pool))
+    scores = torch.as_tensor(make_pools(rng, prompts, pool, tradeoff))
     logits = torch.zeros(prompts, pool, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([logits], lr=lr)
     gen = torch.Generator().manual_seed(seed)
