@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -397,3 +398,59 @@ def test_tradeoff_rubric_rewards_brevity_and_content_against_each_other():
     assert res[3] == [1, 1, 1, 0, 0]  # cut off by the token budget: no clean end
     with pytest.raises(DataError, match="true"):
         parse_rubric({"criteria": [{"name": "x", "scorer": {"type": "rule", "gives_reason": "yes"}}]})
+
+
+def test_grpo_resumes_from_a_checkpoint_with_the_aggregator_state(tiny_llama_dir, tmp_path, monkeypatch):
+    """A focal run stopped after its step-2 checkpoint and resumed (--resume) ends where the
+    uninterrupted run ends: the EMA saturation and call count are restored from the checkpoint, the
+    drift log holds each step once, and the held-out scores come per prompt."""
+    import rewardlab.rubric.grpo as grpo_mod
+
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text("criteria:\n  - {name: short, scorer: {type: rule, length: {max: 20}}}\n"
+                      "  - {name: has_e, scorer: {type: rule, contains: e}}\n")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Say {w}."}) + "\n" for w in ("hi", "yes", "no", "ok", "go")))
+    held = tmp_path / "h.jsonl"
+    held.write_text(json.dumps({"prompt": "Say bye."}) + "\n" + json.dumps({"prompt": "Say yo."}) + "\n")
+
+    def recipe(out):
+        return grpo_mod.GrpoRecipe.model_validate({
+            "output_dir": str(out), "model": str(tiny_llama_dir), "rubric": str(rubric),
+            "prompts": {"train": str(prompts), "eval": str(held)}, "checkpoint_every": 1, "save_model": False,
+            "aggregator": {"name": "focal", "saturation": "ema", "ema_beta": 0.5, "gamma": 1.0},
+            "grpo": {"max_steps": 3, "per_device_train_batch_size": 4, "num_generations": 4,
+                     "max_completion_length": 6, "learning_rate": 1e-3},
+            "eval": {"max_new_tokens": 4, "before": True}})
+
+    whole = grpo_mod.run_grpo(recipe(tmp_path / "a"), log=lambda m: None)
+    assert len(whole["eval_after"]["scores"]) == 2 and len(whole["eval_after"]["scores"][0]) == 2
+
+    class Stop(Exception):
+        pass
+
+    original = grpo_mod._reward_state_callback
+
+    def stopping(reward):
+        cb = original(reward)
+        on_save = cb.on_save
+
+        def save_then_stop(args, state, control, **kw):
+            on_save(args, state, control, **kw)
+            if state.global_step == 2:
+                raise Stop()
+        cb.on_save = save_then_stop
+        return cb
+
+    monkeypatch.setattr(grpo_mod, "_reward_state_callback", stopping)
+    with pytest.raises(Stop):
+        grpo_mod.run_grpo(recipe(tmp_path / "b"), log=lambda m: None)
+    monkeypatch.setattr(grpo_mod, "_reward_state_callback", original)
+    assert grpo_mod.last_checkpoint(tmp_path / "b").name == "checkpoint-2"
+    resumed = grpo_mod.run_grpo(recipe(tmp_path / "b"), log=lambda m: None, resume=True)
+    assert resumed["resumed_from"] == "checkpoint-2"
+    assert resumed["reward_state"]["calls"] == whole["reward_state"]["calls"] == 3
+    np.testing.assert_allclose(resumed["reward_state"]["ema"], whole["reward_state"]["ema"], atol=1e-6)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "drift.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2]
+    assert resumed["eval_before"] == whole["eval_before"] | {"seconds": resumed["eval_before"]["seconds"]}

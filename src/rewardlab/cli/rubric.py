@@ -13,7 +13,7 @@ import typer
 from rewardlab.cli.common import App, OverwriteOpt, console, output_dir
 from rewardlab.cli.common import fail as _fail
 from rewardlab.cli.common import log as _log
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import ConfigError, RewardlabError
 
 rubric_app = App(help="Rubric rewards: score completions per criterion.", no_args_is_help=True)
 
@@ -49,16 +49,20 @@ def grpo(
     recipe: Annotated[Path, typer.Argument(help="GRPO recipe YAML (e.g. configs/grpo_focal.yaml).")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: key.sub=value (e.g. aggregator.name=gdpo).")] = None,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's last checkpoint (recipe checkpoint_every).")] = False,
 ) -> None:
     """GRPO with TRL's GRPOTrainer and a rubric reward (weighted_sum, min, gdpo or focal), then the
     trained policy's held-out rubric scores; writes OUT/summary.json and OUT/model/ (an OUT holding
-    an earlier run's results needs --overwrite)."""
+    an earlier run's results needs --overwrite; an interrupted run with checkpoints: --resume)."""
     from rewardlab.rubric.grpo import RESULTS, load_recipe, run_grpo
 
     try:
         parsed = load_recipe(recipe, set_ or [])
-        output_dir(parsed.output_dir, "output_dir", results=RESULTS, overwrite=overwrite)
-        summary = run_grpo(parsed, log=_log)
+        if resume and overwrite:
+            raise ConfigError("--resume continues OUT's run; --overwrite replaces it: give one")
+        if not resume:
+            output_dir(parsed.output_dir, "output_dir", results=RESULTS, overwrite=overwrite)
+        summary = run_grpo(parsed, log=_log, resume=resume)
     except RewardlabError as e:
         _fail(e)
     for key in ("eval_before", "eval_after"):

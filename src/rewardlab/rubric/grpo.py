@@ -99,6 +99,9 @@ class GrpoRecipe(_Strict):
     eval: EvalConfig = EvalConfig()
     seed: int = 0
     save_model: bool = True
+    # a checkpoint (policy, optimiser, the aggregator's EMA state) every N steps under
+    # OUT/trainer/; `rewardlab grpo --resume` continues from the last one (0 = none)
+    checkpoint_every: int = Field(0, ge=0)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> GrpoRecipe:
@@ -178,8 +181,10 @@ def grpo_args(recipe: GrpoRecipe, reward, out: Path):
         if isinstance(d, (int, float)) and not isinstance(d, bool) and (isinstance(v, (str, bool)) or v is None):
             hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(v, str) else ""
             raise ConfigError(f"grpo.{k}: expected a number, got {v!r}{hint}")
+    saving = ({"save_strategy": "steps", "save_steps": recipe.checkpoint_every, "save_total_limit": 2}
+              if recipe.checkpoint_every else {"save_strategy": "no"})
     kwargs = {"output_dir": str(out / "trainer"), "bf16": False, "fp16": False, "gradient_checkpointing": False,
-              "report_to": [], "save_strategy": "no", "logging_steps": 1, "seed": recipe.seed,
+              "report_to": [], **saving, "logging_steps": 1, "seed": recipe.seed,
               "use_cpu": True, **recipe.grpo, **fixed}
     try:
         return GRPOConfig(**kwargs)
@@ -205,7 +210,9 @@ def evaluate_policy(model_dir: str, rubric, prompts: list, *, max_new_tokens: in
     texts = [t[0] for t in gen.generate(requests, n=1, max_new_tokens=max_new_tokens, temperature=0.0)]
     res = rubric.score(prompts, texts)
     return {**score_summary(rubric.names, rubric.weights, res.scores), "counts": res.counts(), "n": len(prompts),
-            "seconds": round(time.perf_counter() - t0, 1), "examples": texts[:3]}
+            "seconds": round(time.perf_counter() - t0, 1), "examples": texts[:3],
+            # per prompt and criterion (NaN as None): paired comparisons of policies on the same prompts
+            "scores": [[None if np.isnan(v) else float(v) for v in row] for row in np.asarray(res.scores, float)]}
 
 
 def score_summary(names: list[str], weights: list[float], scores: np.ndarray) -> dict:
@@ -222,8 +229,34 @@ def score_summary(names: list[str], weights: list[float], scores: np.ndarray) ->
             "worst_criterion": min(finite) if finite else None}
 
 
-def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
-    """Train with TRL's GRPOTrainer and the rubric reward; evaluate; write OUT/summary.json."""
+REWARD_STATE = "rubric_reward_state.json"
+
+
+def last_checkpoint(out: Path) -> Path | None:
+    """The newest TRL checkpoint of a run (OUT/trainer/checkpoint-N) that holds the aggregator's state."""
+    ckpts = [p for p in (out / "trainer").glob("checkpoint-*") if (p / REWARD_STATE).is_file()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _reward_state_callback(reward):
+    """Writes the aggregator's state (focal's EMA saturation, its call count) into each checkpoint:
+    TRL saves the policy, optimiser and RNG, not a reward function's state."""
+    from transformers import TrainerCallback
+
+    class RewardState(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                d = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                d.mkdir(parents=True, exist_ok=True)
+                (d / REWARD_STATE).write_text(json.dumps(reward.state_dict()))
+
+    return RewardState()
+
+
+def run_grpo(recipe: GrpoRecipe, *, log=print, resume: bool = False) -> dict:
+    """Train with TRL's GRPOTrainer and the rubric reward; evaluate; write OUT/summary.json.
+    ``resume``: continue from the last checkpoint (``checkpoint_every``) with the aggregator's
+    state and the initial policy's held-out scores as they were."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -239,29 +272,48 @@ def run_grpo(recipe: GrpoRecipe, *, log=print) -> dict:
     train, held = split_prompts(recipe)
     num_generations = int(recipe.grpo.get("num_generations", 8))
     reward = make_reward(recipe, rubric, num_generations)
-    (out / "drift.jsonl").unlink(missing_ok=True)
+    start = last_checkpoint(out) if resume else None
+    if resume and start is None:
+        log(f"no checkpoint under {out / 'trainer'}: starting from step 0")
+    if start is None:
+        (out / "drift.jsonl").unlink(missing_ok=True)
+    else:
+        reward.load_state_dict(json.loads((start / REWARD_STATE).read_text()))
+        log(f"resuming from {start} (aggregator state: {reward.calls} calls)")
     reward.drift = DriftMonitor(out / "drift.jsonl", write=int(os.environ.get("RANK", "0")) == 0)
+    if start is not None and (out / "drift.jsonl").is_file():  # keep the records up to the checkpoint
+        kept = [json.loads(x) for x in (out / "drift.jsonl").read_text().splitlines() if x.strip()]
+        done = int(start.name.split("-")[-1])  # steps finished (records carry TRL's 0-based step)
+        reward.drift.records = [r for r in kept if r["step"] < done]
+        if reward.drift.write:
+            (out / "drift.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reward.drift.records))
     args = grpo_args(recipe, reward, out)
     path = resolve(recipe.model)
     summary: dict[str, Any] = {"recipe": recipe.model_dump(), "n_train_prompts": len(train), "n_eval_prompts": len(held),
                                "precision": {"dtype": "float32", "bf16": args.bf16, "fp16": args.fp16,
                                              "gradient_checkpointing": args.gradient_checkpointing},
                                "trl_settings": reward.grpo_config_kwargs(), **run_info()}
-    if recipe.eval.before and held:
+    before_file = out / "eval_before.json"
+    if recipe.eval.before and held and start is not None and before_file.is_file():
+        summary["eval_before"] = json.loads(before_file.read_text())
+    elif recipe.eval.before and held:
         log(f"scoring the initial policy on {len(held)} held-out prompts")
         summary["eval_before"] = evaluate_policy(path, rubric, held, max_new_tokens=recipe.eval.max_new_tokens,
                                                  batch_size=recipe.eval.batch_size)
+        before_file.write_text(json.dumps(summary["eval_before"]))
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     data = Dataset.from_list([{"prompt": _as_messages(p)} for p in train])
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok,
+                          callbacks=[_reward_state_callback(reward)])
     log(f"GRPO: {len(train)} prompts, {rubric.names} aggregated by {recipe.aggregator.name}, "
         f"{args.max_steps} steps, float32 on {args.device}")
     t0 = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
+    summary["resumed_from"] = start.name if start is not None else None
     summary["train_seconds"] = round(time.perf_counter() - t0, 1)
     summary["log_history"] = trainer.state.log_history
     summary["reward_state"] = reward.state_dict()
