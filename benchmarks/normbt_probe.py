@@ -95,12 +95,14 @@ def smollm2_pass(texts: list[tuple[str, str]], cache: Path, max_length: int, log
             rows = {"logp": [], "tokens": [], "h": [], "truncated": []}
             for prompt, response in texts[k * chunk:(k + 1) * chunk]:
                 user = [{"role": "user", "content": prompt}]
-                head = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=True)
-                full = tok.apply_chat_template(user + [{"role": "assistant", "content": response}], tokenize=True)
-                if hasattr(head, "input_ids"):
-                    head, full = head["input_ids"], full["input_ids"]
-                if list(full[:len(head)]) != list(head):
+                head_text = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+                full_text = tok.apply_chat_template(user + [{"role": "assistant", "content": response}], tokenize=False)
+                if not full_text.startswith(head_text):
                     raise RuntimeError("the chat template does not extend the prompt's rendering")
+                # the prompt's tokens, then the rest's: the boundary where generation would put it
+                # (tokenising the whole text can merge the generation prompt's newline with the response)
+                head = tok(head_text, add_special_tokens=False)["input_ids"]
+                full = head + tok(full_text[len(head_text):], add_special_tokens=False)["input_ids"]
                 cut = max(0, len(full) - max_length)  # drop the prompt's start if the pair is too long
                 ids = torch.tensor([full[cut:]])
                 start = max(1, len(head) - cut)
