@@ -692,6 +692,16 @@ def render_md(res: dict) -> str:
             o = at["by_source"][src]["over_seeds"]
             lines.append(f"| {src} | {_pct(o['bt_head'])} | {_pct(o['armo'])} | {_pct(o['armo_len_decorrelated'])} | "
                          f"{_diff(o['armo_minus_bt_head'])} | {_diff(o['armo_len_decorrelated_minus_bt_head'])} |")
+        from statsmodels.stats.multitest import multipletests
+
+        fam = [(src, m) for src in ("gsm8k", "humanevalpack", "hh")
+               for m in ("armo_minus_bt_head", "armo_len_decorrelated_minus_bt_head")]
+        for label, get in (("seed 0", lambda src, m: at["by_source"][src][m]),
+                           ("over the seeds", lambda src, m: at["by_source"][src]["over_seeds"][m])):
+            ps = [get(src, m)["p_value"] for src, m in fam]
+            holm = multipletests(ps, method="holm")[1]
+            lines += ["", f"Holm over the six pair-accuracy comparisons ({label}): smallest p {min(ps):.3g} → "
+                      f"{holm[int(np.argmin(ps))]:.3g}; {int((holm < 0.05).sum())} of 6 below 0.05."]
         bo = at["by_source"]["gsm8k_best_of_4"]
         lines += ["", f"GSM8K best-of-4 on the {bo['bt_head']['n_mixed']} mixed questions (random "
                   f"{bo['bt_head']['random_mixed']:.3f}): BT head {_pct(bo['bt_head']['selected_mixed'])}, "
