@@ -184,9 +184,12 @@ def markdown(res: dict, command: str) -> str:
                   f"| mean (vs best by worst) | {_ci(f['mean_vs_best_by_worst'], True)} | "
                   f"{f['mean_vs_best_by_worst']['wins']}/{f['mean_vs_best_by_worst']['n']} | "
                   f"{f['mean_vs_best_by_worst']['wilcoxon_p']:.3g} | (not in the family) |", ""]
-    lines += [f"**Verdict (rule in the script's docstring): {res['verdict']}**; control "
-              f"{'consistent' if res['control_consistent'] else 'not consistent'} (the trade-off regime's "
-              "gain is larger than the control's).", "", f"{res['seconds']:.0f} s.", ""]
+    tr, ctl = (res["regimes"][r]["focal_minus_best_static"] for r in ("tradeoff", "none"))
+    lines += [f"**Verdict (rule in the script's docstring): {res['verdict']}.** Control "
+              + ("consistent" if res["control_consistent"] else "not consistent")
+              + f" (the rule: the trade-off regime's gains exceed the control's): worst criterion "
+              f"{tr['worst']['estimate']:+.3f} with the trade-off vs {ctl['worst']['estimate']:+.3f} without; mean "
+              f"{tr['mean']['estimate']:+.3f} vs {ctl['mean']['estimate']:+.3f}.", "", f"{res['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
 
