@@ -563,6 +563,13 @@ def render_suite_md(res: dict) -> str:
     for x in s["section_comparisons"]:
         lines.append(f"| {x['a']} − {x['b']} | {x['section']} | {x['difference']:+.3f} [{x['low']:+.3f}, "
                      f"{x['high']:+.3f}] | {x['p_value']:.3g} | {x.get('p_holm', float('nan')):.3g} |")
+    lines += ["", "Length (characters) over the suite's pairs, as `rewardlab eval` reports it:", "",
+              "| model | Spearman(reward, length) | accuracy, chosen longer | accuracy, chosen shorter |",
+              "|---|---|---|---|"]
+    for m in models:
+        lb = s["models"][m]["length_bias"]
+        lines.append(f"| {m} | {lb['spearman_reward_length']:+.3f} | {lb['acc_chosen_longer']:.3f} "
+                     f"(n = {lb['n_chosen_longer']}) | {lb['acc_chosen_shorter']:.3f} (n = {lb['n_chosen_shorter']}) |")
     lines += ["", "Mean gating weights over the training prompts (" + ", ".join(res["suite_names"]) + "): "
               + "; ".join(f"{m} {w}" for m, w in s["gating_mean_weights_train"].items()) + ".", "",
               f"The full evaluation report (per subset, length diagnostics): `{s['eval_dir']}` (not committed).", ""]
