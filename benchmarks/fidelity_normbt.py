@@ -88,6 +88,8 @@ def config(work: Path, files: dict, arm: str, seed: int, args) -> Path:
                   "eval_every": 10_000, "save_every": 20, "log_every": 10, "progress": False,
                   "disable_dropout": True},
     }
+    if args.backbone != "minilm":  # the analysis scores the test pairs once; a decoder's end-of-run
+        cfg["data"] = {"train": files["train"], "val_fraction": 0.0}  # validation would score them twice
     path = work / "configs" / f"{arm}_s{seed}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
