@@ -334,6 +334,15 @@ def test_grpo_recipe_errors(tmp_path):
         read_prompts(str(prompts))
     res = CliRunner().invoke(app, ["grpo", str(repo / "configs" / "grpo_focal.yaml"), "--set", "aggregator.gamma=-1"])
     assert res.exit_code == 2 and "aggregator.gamma" in res.output and "Traceback" not in res.output
+    # an earlier run's directory: refused with the --resume hint when the recipe checkpoints; both flags refused
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    base = ["grpo", str(repo / "configs" / "grpo_focal.yaml"), "--set", f"output_dir={out}", "--set", "checkpoint_every=5"]
+    res = CliRunner().invoke(app, base)
+    assert res.exit_code == 2 and "--resume" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, base + ["--resume", "--overwrite"])
+    assert res.exit_code == 2 and "exclude each other" in res.output
 
 
 def _gather_worker(rank: int, world: int, init: str, out: str) -> None:

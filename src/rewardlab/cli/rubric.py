@@ -13,7 +13,7 @@ import typer
 from rewardlab.cli.common import App, OverwriteOpt, console, output_dir
 from rewardlab.cli.common import fail as _fail
 from rewardlab.cli.common import log as _log
-from rewardlab.errors import ConfigError, RewardlabError
+from rewardlab.errors import RewardlabError
 
 rubric_app = App(help="Rubric rewards: score completions per criterion.", no_args_is_help=True)
 
@@ -58,10 +58,8 @@ def grpo(
 
     try:
         parsed = load_recipe(recipe, set_ or [])
-        if resume and overwrite:
-            raise ConfigError("--resume continues OUT's run; --overwrite replaces it: give one")
-        if not resume:
-            output_dir(parsed.output_dir, "output_dir", results=RESULTS, overwrite=overwrite)
+        output_dir(parsed.output_dir, "output_dir", results=RESULTS, overwrite=overwrite, resume=resume,
+                   resumable=parsed.checkpoint_every > 0)
         summary = run_grpo(parsed, log=_log, resume=resume)
     except RewardlabError as e:
         _fail(e)
