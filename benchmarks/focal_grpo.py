@@ -33,7 +33,9 @@ weighting on the held-out mean in 3/3 seeds with the pooled interval above 0, or
 criterion at no loss of mean (the mean's pooled interval above -0.02); *not reproduced in this
 setting* if the pooled mean interval lies below +0.04 and contains 0; else *inconclusive*.
 
-Cost: about 9 cells x 60 steps; measure a step with ``--steps 2 --cells-only focal-s0``.
+Cost: 9 cells x 60 steps. Measured (``--steps 2 --cells-only focal-s0``, 2026-12-02, idle 2-core
+CPU): 29 s a step with checkpoints, about 1 min for the 64 held-out answers, so about 30 min a
+cell and 4.5 h in all.
 
     nice -n 10 python benchmarks/focal_grpo.py --work runs/focal_grpo
 
