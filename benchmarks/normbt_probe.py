@@ -108,9 +108,9 @@ def smollm2_pass(texts: list[tuple[str, str]], cache: Path, max_length: int, log
                 start = max(1, len(head) - cut)
                 with torch.no_grad():
                     out = model(input_ids=ids, output_hidden_states=True)
-                logits = out.logits[0, :-1].double().log_softmax(-1)
-                target = ids[0, 1:]
-                lp = logits.gather(-1, target[:, None])[:, 0][start - 1:]
+                # only the positions that predict a response token (the prompt's need no softmax)
+                logits = out.logits[0, start - 1:-1].double().log_softmax(-1)
+                lp = logits.gather(-1, ids[0, start:, None])[:, 0]
                 rows["logp"].append(float(lp.sum()))
                 rows["tokens"].append(int(lp.numel()))
                 rows["h"].append(out.hidden_states[-1][0, -1].float().numpy())
@@ -132,10 +132,9 @@ def minilm_features(texts: list[tuple[str, str]], cache: Path, max_length: int, 
 
 
 def wilson(k: int, n: int) -> dict:
-    from statsmodels.stats.proportion import proportion_confint
+    from rewardlab.eval.stats import wilson_interval
 
-    lo, hi = proportion_confint(k, n, method="wilson")
-    return {"estimate": k / n, "low": float(lo), "high": float(hi), "n": n}
+    return wilson_interval(k, n)
 
 
 def by_language(correct: np.ndarray, sources: list) -> dict:
