@@ -120,6 +120,10 @@ d1, c1 = length_penalties(full, full * 0.5, l_all)
 with open(f"{sys.argv[2]}/rank{rank}.json", "w") as f:
     json.dump({"rank": rank, "value": float(decor + corr), "full_value": float(d1 + c1),
                "grad": mine.grad.tolist(), "full_grad": (world * full.grad[rank * 4:(rank + 1) * 4]).tolist()}, f)
+# leave together: a process exiting while the other's gloo pair is still up can abort ("terminate
+# called without an active exception", exit -6) after its result was written
+dist.barrier()
+dist.destroy_process_group()
 """
 
 
