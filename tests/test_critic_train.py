@@ -343,6 +343,28 @@ def test_scoring_averages_rewards_over_m_critiques(trained):
     assert len(set(out.per_critique[0].round(6))) == 3  # the critiques change the reward
 
 
+def test_given_critiques_score_as_the_written_ones_and_bad_lists_are_errors(trained):
+    from rewardlab.critic.scoring import score_given_critiques
+
+    model = load_model(trained / "model", critiques=2, seed=3)
+    model.generator = FakeWriter()
+    prompts, responses = ["What is 2 times 3?", "What is 2 times 3?"], ["It is 6.", "It is 7."]
+    written = score_with_critiques(model, prompts, responses, batch_size=4)
+    given = score_given_critiques(model, prompts, responses, written.critiques, batch_size=4)
+    assert np.abs(given.per_critique - written.per_critique).max() < 1e-5
+    assert np.abs(given.rewards - written.rewards).max() < 1e-5
+    other = score_given_critiques(model, prompts, responses, [["Correct. Score: 9"], ["Wrong. Score: 2"]])
+    by_hand = [model.score_encoded([model.encode_joint(p, y, c)])[0]
+               for p, y, c in zip(prompts, responses, ["Correct. Score: 9", "Wrong. Score: 2"])]
+    assert other.per_critique.shape == (2, 1) and np.abs(other.rewards - np.array(by_hand)).max() < 1e-5
+    with pytest.raises(ConfigError, match=r"critiques\[1\]: 1 critiques where item 0 has 2"):
+        score_given_critiques(model, prompts, responses, [["a", "b"], ["c"]])
+    with pytest.raises(ConfigError, match=r"critiques\[0\]: expected a non-empty list"):
+        score_given_critiques(model, prompts, responses, ["a", ["c"]])
+    with pytest.raises(ConfigError, match="one list of critiques per"):
+        score_given_critiques(model, prompts, responses, [["a"]])
+
+
 def test_score_pairs_goes_through_the_critiques_not_the_packed_path(trained):
     """A Critic-RM decoder must not take RewardModel's shared-prompt scoring (no critiques there)."""
     from rewardlab.data import PreferenceTable

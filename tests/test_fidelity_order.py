@@ -72,3 +72,37 @@ def test_ablation_design_pairs_objectives_on_seeds():
     for c in cells:
         by.setdefault((c["condition"], c["seed"]), []).append(c["objective"])
     assert all(sorted(v) == ["bt", "classification"] for v in by.values())
+
+
+control = _load("critic_control")
+
+
+def test_program_critiques_state_the_verdict_with_reliability_q():
+    from rewardlab.critic.scores import parse_score
+    from rewardlab.data import load_preferences, sample_path
+
+    rows = load_preferences(str(sample_path()), keep_columns=["meta"]).records()
+    assert parse_score(control.program_critique(True)) == 8 and parse_score(control.program_critique(False)) == 3
+    assert all(c.startswith(control.TAG) for pair in control.critiques_for(rows[:5], 0.8, 0, "train") for c in pair)
+    exact = control.critiques_for(rows, 1.0, 0, "train")  # every chosen is right, every rejected wrong
+    assert all(c == control.program_critique(True) and r == control.program_critique(False) for c, r in exact)
+    flipped = control.critiques_for(rows, 0.0, 0, "train")
+    assert all(c == control.program_critique(False) and r == control.program_critique(True) for c, r in flipped)
+    noisy = control.critiques_for(rows, 0.8, 0, "train")
+    true_share = sum((c == exact[i][0]) + (r == exact[i][1]) for i, (c, r) in enumerate(noisy)) / (2 * len(rows))
+    assert stats.binomtest(round(true_share * 2 * len(rows)), 2 * len(rows), 0.8).pvalue > 0.001
+    assert noisy != control.critiques_for(rows, 0.8, 0, "test")  # test critiques are drawn apart
+    assert noisy == control.critiques_for(rows, 0.8, 0, "train")  # and the draw is stable
+    with pytest.raises(ValueError, match="no 'meta'"):
+        control.critiques_for([{k: v for k, v in rows[0].items() if k != "meta"}], 0.8, 0, "train")
+
+
+def test_critique_alone_ranks_by_written_score_with_half_ties():
+    t, f = control.program_critique(True), control.program_critique(False)
+    assert control.critique_alone([(t, f), (t, t), (f, t), (f, f)]).tolist() == [1.0, 0.5, 0.0, 0.5]
+
+
+def test_control_split_keeps_prompts_on_one_side():
+    train, test = control.split_rows(0.4, tiny=False)
+    assert len(train) + len(test) == 805 and 250 < len(test) < 400
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}

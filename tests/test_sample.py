@@ -48,6 +48,18 @@ def test_checker_rejects_swapped_labels(sample):
     assert not any(check_row({**r, "rejected": r["chosen"]}) for r in rows)
 
 
+def test_check_response_is_the_per_side_verdict(sample):
+    from rewardlab.data.sample_check import check_response
+
+    rows = sample.records()
+    assert all(check_response(r, "chosen") and not check_response(r, "rejected") for r in rows)
+    swapped = {**rows[0], "chosen": rows[0]["rejected"], "rejected": rows[0]["chosen"]}
+    assert not check_response(swapped, "chosen") and check_response(swapped, "rejected")
+    assert not check_response({**rows[0], "meta": {"task": "unknown"}}, "chosen")
+    with pytest.raises(ValueError, match="side"):
+        check_response(rows[0], "both")
+
+
 def test_checker_accepts_meta_as_json_text(sample):
     row = sample.records()[0]
     assert check_row({**row, "meta": json.dumps(row["meta"])})

@@ -101,17 +101,46 @@ def score_with_critiques(model, prompts, responses, *, m: int | None = None, bat
     if len(texts) != len(prompts) or any(len(t) != m for t in texts):
         raise ConfigError(f"the critique writer returned {len(texts)} lists for {len(prompts)} requests "
                           f"(expected {m} critiques each)")
-    policy = "truncate_right" if model.settings.overlength == "drop" else model.settings.overlength
-    items = [model.encode_joint(p, r, t[j], overlength=policy)
-             for p, r, t in zip(prompts, responses, texts) for j in range(m)]
-    model.last_truncation = Counter(e.status for e in items)
+    out = score_given_critiques(model, prompts, responses, texts, batch_size=batch_size,
+                                padding_side=padding_side, progress=progress)
     if n_cut:
         model.last_truncation["request_cut_to_fit"] = n_cut  # items, not critiques
+    return out
+
+
+def score_given_critiques(model, prompts, responses, critiques, *, batch_size: int = 16,
+                          padding_side: str | None = None, progress: bool = False) -> CritiqueScores:
+    """r(x, y, c_j) for critiques written elsewhere (a stronger judge, a program, a person) instead
+    of by the model's writer, averaged over each item's critiques. ``critiques[i]`` is the list of
+    item i's critiques; every item has the same number m >= 1. Items are never dropped: the ``drop``
+    policy scores over-length items truncated from the right (counts in ``model.last_truncation``)."""
+    prompts, responses, critiques = list(prompts), list(responses), list(critiques)
+    if not (len(prompts) == len(responses) == len(critiques)):
+        raise ConfigError(f"{len(prompts)} prompts, {len(responses)} responses and {len(critiques)} critique "
+                          "lists: give one list of critiques per (prompt, response)")
+    if not prompts:
+        model.last_truncation = Counter()
+        return CritiqueScores(np.zeros(0), np.zeros((0, 1)), np.zeros((0, model.feature_dim), np.float32), [])
+    m = None
+    for i, cs in enumerate(critiques):
+        if isinstance(cs, str) or not isinstance(cs, (list, tuple)) or not cs:
+            raise ConfigError(f"critiques[{i}]: expected a non-empty list of critique strings, got {type(cs).__name__}")
+        if m is None:
+            m = len(cs)
+        if len(cs) != m:
+            raise ConfigError(f"critiques[{i}]: {len(cs)} critiques where item 0 has {m}; every item needs the same number")
+        bad = [j for j, c in enumerate(cs) if not isinstance(c, str)]
+        if bad:
+            raise ConfigError(f"critiques[{i}][{bad[0]}]: expected a string, got {type(cs[bad[0]]).__name__}")
+    policy = "truncate_right" if model.settings.overlength == "drop" else model.settings.overlength
+    items = [model.encode_joint(p, r, cs[j], overlength=policy)
+             for p, r, cs in zip(prompts, responses, critiques) for j in range(m)]
+    model.last_truncation = Counter(e.status for e in items)
     r, h = model.score_encoded(items, batch_size=batch_size, return_features=True,
                                padding_side=padding_side, progress=progress)
     per = r.reshape(len(prompts), m)
     feats = h.reshape(len(prompts), m, -1).mean(axis=1)
-    return CritiqueScores(mean_over_critiques(per), per, feats, texts)
+    return CritiqueScores(mean_over_critiques(per), per, feats, [list(cs) for cs in critiques])
 
 
 def fit_request(tokenizer, prompt, response: str, budget: int, ask: str | None = None):

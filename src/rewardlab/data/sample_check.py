@@ -172,6 +172,19 @@ def check_row(row: dict) -> bool:
         return False
 
 
+def check_response(row: dict, side: str) -> bool:
+    """True when the row's ``side`` (``"chosen"`` or ``"rejected"``) answers its problem correctly:
+    the per-response verdict :func:`check_row` combines. Malformed rows yield False."""
+    if side not in ("chosen", "rejected"):
+        raise ValueError(f"side must be 'chosen' or 'rejected', got {side!r}")
+    try:
+        meta = row["meta"] if isinstance(row["meta"], dict) else json.loads(row["meta"])
+        judge = _JUDGES.get(meta.get("task"))
+        return judge is not None and bool(judge(row["prompt"], meta, row[side]))
+    except (KeyError, ValueError, TypeError, IndexError, ZeroDivisionError, AttributeError):
+        return False
+
+
 def _numbers(text: str) -> list[str]:
     """The numbers written in ``text``, in order."""
     return _NUMBER.findall(text)
