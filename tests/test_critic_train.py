@@ -409,6 +409,56 @@ def test_score_cli_writes_critiques_with_the_trained_model(trained, data_file, t
     assert list((tmp_path / "cache").rglob("*.jsonl"))  # the generation cache (a rerun resumes from it)
 
 
+def test_score_cli_with_the_datas_critiques_reproduces_the_written_ones(trained, tied_llama_dir, tmp_path):
+    """Critiques written by the model, then read back from the data (--critiques-from-data), give the
+    same rewards; a table's critiques that are missing, empty or uneven are errors naming the row."""
+    from rewardlab.critic.scoring import given_critiques
+    from rewardlab.data import load_preferences
+    from rewardlab.models.reward_model import RewardModel
+
+    small = write_jsonl(tmp_path / "three.jsonl", critique_rows(3))
+    first, again = tmp_path / "written.jsonl", tmp_path / "again.jsonl"
+    res = run_cli("score", "--model", str(trained / "model"), "--data", str(small), "--out", str(first),
+                  "--critiques", "2", "--critique-seed", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run_cli("score", "--model", str(trained / "model"), "--data", str(first), "--out", str(again),
+                  "--critiques-from-data")
+    assert res.returncode == 0, res.stdout + res.stderr
+    a, b = ([json.loads(x) for x in f.read_text().splitlines()] for f in (first, again))
+    assert [r["critiques_chosen"] for r in a] == [r["critiques_chosen"] for r in b]
+    for side in ("reward_chosen", "reward_rejected"):
+        assert max(abs(x[side] - y[side]) for x, y in zip(a, b)) < 1e-5
+    # one string per response (training data's columns) is read too
+    table = load_preferences(str(small), keep_all_columns=True)
+    crit_c, crit_r = given_critiques(table)
+    assert crit_c[0] == [critique_rows(3)[0]["critique_chosen"]] and len(crit_r) == 3
+    rows = a[:]
+    rows[1] = {**rows[1], "critiques_rejected": rows[1]["critiques_rejected"][:1]}
+    uneven = write_jsonl(tmp_path / "uneven.jsonl", rows)
+    with pytest.raises(DataError, match=r"uneven.jsonl:2.*critiques_rejected.*2 critiques"):
+        given_critiques(load_preferences(str(uneven), keep_all_columns=True))
+    rows[1] = {**a[1], "critiques_chosen": ["fine", " "]}
+    empty = write_jsonl(tmp_path / "empty.jsonl", rows)
+    with pytest.raises(DataError, match=r"empty.jsonl:2.*critiques_chosen"):
+        given_critiques(load_preferences(str(empty), keep_all_columns=True))
+    res = run_cli("score", "--model", str(trained / "model"), "--data", str(tmp_path / "uneven.jsonl"),
+                  "--out", str(tmp_path / "x.jsonl"), "--critiques-from-data")
+    said = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode == 2 and "uneven.jsonl:2" in said and "Traceback" not in said, said
+    plain = tmp_path / "no_critiques.jsonl"
+    write_jsonl(plain, [{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    with pytest.raises(DataError, match="critiques_chosen"):
+        given_critiques(load_preferences(str(plain), keep_all_columns=True))
+    res = run_cli("score", "--model", str(trained / "model"), "--data", str(first), "--out", str(tmp_path / "y.jsonl"),
+                  "--critiques-from-data", "--critiques", "2")
+    assert res.returncode == 2 and "--critiques-from-data" in res.stdout + res.stderr
+    RewardModel.from_backbone(str(tied_llama_dir), max_length=32).save_pretrained(tmp_path / "plain")
+    res = run_cli("score", "--model", str(tmp_path / "plain"), "--data", str(first), "--out", str(tmp_path / "z.jsonl"),
+                  "--critiques-from-data")
+    said = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode == 2 and "needs a Critic-RM" in said, said
+
+
 # ------------------------------------------------------------------ bad input
 def test_bad_critiques_are_clear_errors(tied_llama_dir, tmp_path):
     rows = critique_rows(6)

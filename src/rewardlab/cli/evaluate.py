@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rewardlab.cli.common import OverwriteOpt, console, output_dir, output_file, writable_dir
 from rewardlab.cli.common import fail as _fail
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import ConfigError, RewardlabError
 
 # Critic-RM models (docs/critic_rm.md) write critiques before they score; `score` and `eval` take these.
 CritiquesOpt = Annotated[Optional[int], typer.Option(
@@ -51,6 +51,9 @@ def score(
     critiques: CritiquesOpt = None,
     critique_seed: CritiqueSeedOpt = None,
     critique_cache: CritiqueCacheOpt = None,
+    critiques_from_data: Annotated[bool, typer.Option(
+        help="Critic-RM: score with the critiques DATA carries (critiques_chosen/critiques_rejected lists, or "
+             "critique_chosen/critique_rejected strings), written elsewhere; none are generated.")] = False,
     aggregation: AggregationOpt = None,
     ensemble_lambda: EnsembleLambdaOpt = None,
     overwrite: OverwriteOpt = False,
@@ -69,12 +72,25 @@ def score(
         output_file(out, "--out", suffixes=WRITE_SUFFIXES, overwrite=overwrite)  # before the work
         if critique_cache is not None:
             writable_dir(critique_cache, "--critique-cache")
+        if critiques_from_data and (critiques is not None or critique_seed is not None or critique_cache is not None):
+            raise ConfigError("--critiques-from-data scores with the data's critiques: --critiques, --critique-seed "
+                              "and --critique-cache set how critiques are written, and none are")
         # checked and loaded before the data is read (a Critic-RM also gets its critique settings)
         rm = load_model(model, critiques=critiques, seed=critique_seed, cache_dir=critique_cache,
                         aggregation=aggregation, lam=ensemble_lambda)
+        from rewardlab.critic.model import CriticRewardModel
+
+        if critiques_from_data and not isinstance(rm, CriticRewardModel):
+            raise ConfigError(f"--critiques-from-data needs a Critic-RM; {model} is a plain reward model "
+                              "(it reads no critiques)")
         table = load_preferences(data, **_data_options(format, prompt_key, chosen_key, rejected_key, skip_bad_rows),
                                  keep_all_columns=True)
-        s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
+        if critiques_from_data:
+            from rewardlab.critic.scoring import score_pairs_given
+
+            s = score_pairs_given(rm, table, batch_size=batch_size, progress=sys.stderr.isatty())
+        else:
+            s = rm.score_pairs(table, batch_size=batch_size, progress=sys.stderr.isatty())
         replaced = [c for c in ("reward_chosen", "reward_rejected", "critiques_chosen", "critiques_rejected",
                                 "spread_chosen", "spread_rejected", "members_chosen", "members_rejected")
                     if table.has(c) and (c.startswith("reward_") or c in s)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardlab.critic.prompts import CRITIQUE_ASK, joint_messages, prompt_messages
-from rewardlab.errors import ConfigError
+from rewardlab.errors import ConfigError, DataError
 
 
 @dataclass
@@ -141,6 +141,55 @@ def score_given_critiques(model, prompts, responses, critiques, *, batch_size: i
     per = r.reshape(len(prompts), m)
     feats = h.reshape(len(prompts), m, -1).mean(axis=1)
     return CritiqueScores(mean_over_critiques(per), per, feats, [list(cs) for cs in critiques])
+
+
+GIVEN_COLUMNS = (("critiques_chosen", "critiques_rejected"), ("critique_chosen", "critique_rejected"))
+
+
+def given_critiques(table) -> tuple[list[list[str]], list[list[str]]]:
+    """The critiques a table carries, per side: ``critiques_chosen``/``critiques_rejected`` (lists,
+    as ``rewardlab critique`` and ``rewardlab score`` write them) or else ``critique_chosen``/
+    ``critique_rejected`` (one string each, as joint training reads). A missing column, an empty or
+    non-text critique, or a row with another count of critiques than the first is a DataError
+    naming the row and field."""
+    keys = next((k for k in GIVEN_COLUMNS if table.has(k[0]) and table.has(k[1])), None)
+    first = table.origin[0].rsplit(":", 1)[0] if len(table) else "<data>"
+    if keys is None:
+        raise DataError("scoring with the data's critiques reads them from these columns", file=first,
+                        field="critiques_chosen/critiques_rejected", expected="both columns (or critique_chosen/"
+                        "critique_rejected)", got="no such columns")
+    out: tuple[list, list] = ([], [])
+    m = None
+    for side, key in enumerate(keys):
+        for i, value in enumerate(table[key]):
+            cs = [value] if isinstance(value, str) else value
+            origin = table.origin[i]
+            if not isinstance(cs, (list, tuple)) or not cs:
+                raise DataError("the critiques are missing", file=origin, field=key,
+                                expected="a non-empty list of strings" if key.startswith("critiques_") else "a string",
+                                got=type(value).__name__ if value is not None else "null")
+            for c in cs:
+                if not isinstance(c, str) or not c.strip():
+                    raise DataError("a critique is empty or not text", file=origin, field=key,
+                                    expected="non-empty strings", got=repr(c)[:40])
+            if m is None:
+                m = len(cs)
+            if len(cs) != m:
+                raise DataError(f"every response needs the same number of critiques (the first has {m})",
+                                file=origin, field=key, expected=f"{m} critiques", got=str(len(cs)))
+            out[side].append(list(cs))
+    return out
+
+
+def score_pairs_given(model, table, *, batch_size: int = 16, progress: bool = False) -> dict[str, np.ndarray]:
+    """``reward_chosen``/``reward_rejected`` of every pair from the critiques the table carries
+    (:func:`given_critiques`), averaged per response; nothing is generated."""
+    crit_c, crit_r = given_critiques(table)
+    prompts = list(table["prompt"])
+    out = score_given_critiques(model, prompts * 2, list(table["chosen"]) + list(table["rejected"]),
+                                crit_c + crit_r, batch_size=batch_size, progress=progress)
+    n = len(table)
+    return {"reward_chosen": out.rewards[:n], "reward_rejected": out.rewards[n:]}
 
 
 def fit_request(tokenizer, prompt, response: str, budget: int, ask: str | None = None):
