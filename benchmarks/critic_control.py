@@ -55,7 +55,6 @@ scores cached in ``WORK/scores.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -82,10 +81,11 @@ def program_critique(correct_answer: bool) -> str:
     return f"{TAG} A program checked this answer and found it wrong. Score: 3"
 
 
-def draw(salt: str, q: float) -> bool:
-    """True (state the true verdict) with probability q, from a stable hash of ``salt``."""
-    u = int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big") / 2**64
-    return u < q
+def draw(key: str, q: float) -> bool:
+    """True (state the true verdict) with probability q, from a stable hash of ``key``."""
+    from rewardlab.data.table import unit_hash
+
+    return unit_hash(SALT, key) < q
 
 
 def critiques_for(rows: list[dict], q: float, seed: int, part: str) -> list[tuple[str, str]]:
@@ -99,7 +99,7 @@ def critiques_for(rows: list[dict], q: float, seed: int, part: str) -> list[tupl
         pair = []
         for side in ("chosen", "rejected"):
             verdict = check_response(r, side)
-            if not draw(f"{SALT}|{part}|{seed}|{q}|{r['id']}|{side}", q):
+            if not draw(f"{part}|{seed}|{q}|{r['id']}|{side}", q):
                 verdict = not verdict
             pair.append(program_critique(verdict))
         out.append((pair[0], pair[1]))

@@ -99,7 +99,7 @@ def encode_pairs(model, table) -> EncodedPairs:
     for key in keys:
         if not table.has(key):
             raise DataError("joint Critic-RM training reads one critique per response from this column "
-                            "(`rewardlab critique` writes it; see critic.critique_*_key)", file=_first_origin(table),
+                            "(`rewardlab critique` writes it; see critic.critique_*_key)", file=first_origin(table),
                             field=key, expected="a column of strings", got="no such column")
     sft = {"both": (True, True), "chosen": (True, False), "rejected": (False, True), "none": (False, False)}[cs.sft_on]
 
@@ -115,5 +115,6 @@ def encode_pairs(model, table) -> EncodedPairs:
     return pairs.encode_pairs(model, table, encode_pair)
 
 
-def _first_origin(table) -> str:
+def first_origin(table) -> str:
+    """The file a table's first row came from (its origin without the line), for errors about a column."""
     return table.origin[0].rsplit(":", 1)[0] if len(table) else "<data>"

@@ -152,10 +152,11 @@ def given_critiques(table) -> tuple[list[list[str]], list[list[str]]]:
     ``critique_rejected`` (one string each, as joint training reads). A missing column, an empty or
     non-text critique, or a row with another count of critiques than the first is a DataError
     naming the row and field."""
+    from rewardlab.critic.joint import first_origin
+
     keys = next((k for k in GIVEN_COLUMNS if table.has(k[0]) and table.has(k[1])), None)
-    first = table.origin[0].rsplit(":", 1)[0] if len(table) else "<data>"
     if keys is None:
-        raise DataError("scoring with the data's critiques reads them from these columns", file=first,
+        raise DataError("scoring with the data's critiques reads them from these columns", file=first_origin(table),
                         field="critiques_chosen/critiques_rejected", expected="both columns (or critique_chosen/"
                         "critique_rejected)", got="no such columns")
     out: tuple[list, list] = ([], [])
