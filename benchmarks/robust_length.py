@@ -56,15 +56,19 @@ minutes to 30 minutes, so an interruption loses little. (3,000 training pairs an
 per subset, the first sizing, projected 7.9 CPU-hours: over the budget.)
 
 Resumable and checkpointed, cell by cell: each (arm, seed) is a ``rewardlab train`` run under
-``--work``; a run with ``summary.json`` is done, one with checkpoints resumes (``--resume``); the
-held-out scores and the suite results of each model are cached under ``--work``; the analysis
-runs when every cell is done. Run it niced in the background:
+``--work``; a run with ``summary.json`` is done, one with checkpoints resumes (``--resume``). Each
+model is scored as soon as it is trained, and its record (held-out rewards, suite sections, the
+training summary's numbers; about 100 KB) goes to ``--cells`` (``benchmarks/results/
+robust_length_cells``), which is committed as cells finish: a machine that is replaced between
+sessions loses at most the cell in progress, since a cell with a record is not trained again. The
+analysis runs when every cell has its record. Run it niced in the background:
 
     nice -n 10 python benchmarks/robust_length.py --work runs/robust_length
 
 A tiny end-to-end check (a few pairs, one step; outputs under /tmp):
 
     python benchmarks/robust_length.py --work /tmp/robust_tiny --results /tmp/robust_tiny/results \\
+        --cells /tmp/robust_tiny/cells \\
         --seeds 1 --max-train-pairs 16 --max-steps 1 --max-test-pairs 40 --suite-pairs 4
 """
 
@@ -142,8 +146,9 @@ def config(files: dict, arm: str, seed: int, args) -> dict:
 
 
 def score_cell(work: Path, files: dict, cell: str, args) -> dict:
-    """Held-out rewards and the suite's sections of one trained model (cached under ``work``)."""
-    cache = work / "scores" / f"{cell}.json"
+    """Held-out rewards, the suite's sections and the training summary of one trained model: its
+    record, cached in ``args.cells`` (committed; see the docstring)."""
+    cache = Path(args.cells) / f"{cell}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     from rewardlab.data import load_preferences
@@ -165,9 +170,22 @@ def score_cell(work: Path, files: dict, cell: str, args) -> dict:
            "suite_subsets": {k: {"n": v["n"], "accuracy": v.get("accuracy", v.get("score"))}
                              for k, v in suite["subsets"].items()},
            "seconds": {"held_out": held_seconds, "suite": time.perf_counter() - t0}}
+    summary = json.loads((work / cell / "summary.json").read_text())
+    out["train"] = {k: summary.get(k) for k in ("steps", "n_train", "train_seconds", "pairs_per_second")}
+    if "length_balance" in summary.get("data", {}):
+        out["train"]["length_balance"] = summary["data"]["length_balance"]
+    out["test_sha256"] = _sha256(files["test"])
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(out))
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(cache)  # a record is whole or absent
     return out
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -255,15 +273,16 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
     datasets = np.asarray([str(s).split("/", 1)[0] for s in test["source"]])
     scores = {f"{arm}_s{seed}": score_cell(work, files, f"{arm}_s{seed}", args) for seed in seeds for arm in ARMS}
     correct, per_cell = {}, {}
+    sha = _sha256(files["test"])
     for cell, s in scores.items():
+        if s.get("test_sha256") != sha:
+            raise SystemExit(f"{args.cells}/{cell}.json: test_sha256: scored on other held-out pairs than "
+                             f"{files['test']}; remove the record to score it again")
         rc, rr = np.asarray(s["reward_chosen"]), np.asarray(s["reward_rejected"])
         correct[cell] = (rc > rr).astype(float)  # a tie is wrong, as in eval
         per_cell[cell] = held_out_metrics(correct[cell], np.concatenate([rc, rr]), lengths, side, prompts, datasets)
         per_cell[cell]["suite"] = s["suite"]
-        summary = json.loads((work / cell / "summary.json").read_text())
-        per_cell[cell]["train"] = {k: summary.get(k) for k in ("steps", "n_train", "train_seconds", "pairs_per_second")}
-        if "length_balance" in summary.get("data", {}):
-            per_cell[cell]["train"]["length_balance"] = summary["data"]["length_balance"]
+        per_cell[cell]["train"] = s["train"]
     out: dict = {"design": {"seeds": seeds, "arms": list(ARMS), "n_test": len(test), "test_longer": int((side > 0).sum()),
                             "test_shorter": int((side < 0).sum()), "test_ties": int((side == 0).sum()),
                             "max_train_pairs": args.max_train_pairs, "epochs": args.epochs, "max_steps": args.max_steps,
@@ -428,6 +447,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "robust_length")
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "robust_length"),
                     help="where the .json and .md results go (a path without suffix)")
+    ap.add_argument("--cells", default=str(REPO / "benchmarks" / "results" / "robust_length_cells"),
+                    help="where each trained model's record goes (committed; a recorded cell is not run again)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--max-steps", type=int, default=None, help="overrides --epochs (the tiny check)")
@@ -457,7 +478,11 @@ def main() -> None:
     seeds = list(range(args.seeds))
     for seed in seeds:  # seed-major: a finished seed is a usable paired comparison
         for arm in ARMS:
-            train_cell(args.work, f"{arm}_s{seed}", config(files, arm, seed, args))
+            cell = f"{arm}_s{seed}"
+            if (Path(args.cells) / f"{cell}.json").is_file():
+                continue  # recorded: trained and scored (perhaps on another machine)
+            train_cell(args.work, cell, config(files, arm, seed, args))
+            score_cell(args.work, files, cell, args)
     res = analyse(args.work, files, seeds, args)
     print(json.dumps({arm: {k: res["vs_bt"][arm][k] for k in ("accuracy_difference_pooled", "gap_ratio", "goal")}
                       for arm in res["vs_bt"]}, indent=2))
