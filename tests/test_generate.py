@@ -93,7 +93,9 @@ def test_weights_fingerprint(tmp_path):
     (tmp_path / "notes.txt").write_text("changed")  # not a weights file
     assert weights_fingerprint(tmp_path) == first and len(first) == 16
     st = (tmp_path / "model.safetensors").stat()
-    os.utime(tmp_path / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # retrained in place
+    os.utime(tmp_path / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # copied to a new machine
+    assert weights_fingerprint(tmp_path) == first
+    (tmp_path / "model.safetensors").write_bytes(b"abd")  # retrained in place: same size, other weights
     assert weights_fingerprint(tmp_path) != first
     assert weights_fingerprint("some/hub-name") == ""
 

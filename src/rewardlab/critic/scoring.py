@@ -67,15 +67,11 @@ def writer_for(model, cache_dir: str | Path | None = None):
 
 
 def weights_key(directory: Path) -> str:
-    """A short identity of a model directory's weights (names, sizes, modification times), so a
-    model retrained into the same directory does not reuse the critiques its predecessor wrote."""
-    import hashlib
+    """A short identity of a model directory's weights (names and contents: ``weights_fingerprint``),
+    so a model retrained into the same directory does not reuse the critiques its predecessor wrote."""
+    from rewardlab.generate.base import weights_fingerprint
 
-    h = hashlib.sha256()
-    for f in sorted(Path(directory).glob("*.safetensors")):
-        st = f.stat()
-        h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return "weights-" + h.hexdigest()[:12]
+    return "weights-" + weights_fingerprint(directory)[:12]
 
 
 def score_with_critiques(model, prompts, responses, *, m: int | None = None, batch_size: int = 16,
