@@ -28,7 +28,11 @@ McNemar comparison of (iii) and (ii) detects only differences of the size printe
 discordance assumed. Effects smaller than that read as "no signal detected", not as "no signal".
 
     nice -n 15 python benchmarks/critic_precondition.py --work runs/critic_pre                 # lead
-    python benchmarks/critic_precondition.py --work /tmp/critic_pre_tiny --per-source 2 --m 1 --max-new-tokens 24
+    python benchmarks/critic_precondition.py --work /tmp/critic_pre_tiny --per-source 2 --m 1 --max-new-tokens 24 \
+        --gen-cache /tmp/critic_pre_tiny/gen_cache --results /tmp/critic_pre_tiny/critic_precondition
+
+The critiques are cached in ``benchmarks/results/critic_precondition_gen`` (commit it as the run
+goes: a rerun on another machine generates only what is missing).
 """
 
 from __future__ import annotations
@@ -151,10 +155,22 @@ def _columns(path: str | Path) -> dict[str, list]:
     return {k: [r.get(k) for r in rows] for k in rows[0]} if rows else {}
 
 
+def decision(res: dict) -> str:
+    """FIDELITY 003's rule: the critique-only head beats chance (one-sided binomial, 5%) and the
+    response+critique head beats the response-only head (exact McNemar, 5%, in that direction)."""
+    crit_signal = res["cv_heads"]["critique"]["p_vs_chance_one_sided"] < 0.05
+    adds = (res["both_vs_response_mcnemar"]["p_value"] < 0.05
+            and res["cv_heads"]["both"]["accuracy_half_tie"] > res["cv_heads"]["response"]["accuracy_half_tie"])
+    return ("testable: run the joint model at >= 300 pairs with filters on" if crit_signal and adds else
+            "untestable offline with this critic: the critiques' signal is not detected (see the power)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "critic_precondition")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "critic_precondition")
+    ap.add_argument("--gen-cache", type=Path, default=REPO / "benchmarks" / "results" / "critic_precondition_gen",
+                    help="the generation cache (committed: the critiques written so far)")
     ap.add_argument("--per-source", type=int, default=34)
     ap.add_argument("--m", type=int, default=2, help="critiques per response")
     ap.add_argument("--critic", default="smollm2-135m")
@@ -178,7 +194,9 @@ def main() -> None:
     (args.work / "power.json").write_text(json.dumps(power, indent=1) + "\n")
     data = heldout_pairs(args.work, args.per_source, args.seed)
     t0 = time.perf_counter()
-    generator = make_generator("transformers", args.critic, cache_dir=str(args.work / "gen_cache"))
+    # the generation cache is the run's record (every critique written): committed beside the
+    # results, a machine replaced between sessions resumes from it (keys hold the weights' content)
+    generator = make_generator("transformers", args.critic, cache_dir=str(args.gen_cache))
     # filters off: every pair is kept and measured. Two passes over the same generation cache:
     # without the follow-up (the critic's own scores) and with it (only the follow-ups are new).
     filters = FilterConfig(instance=False, critique_rule="none")
@@ -226,11 +244,7 @@ def main() -> None:
         res["cv_heads"][name] = {"accuracy_half_tie": float(a.mean()), "strict": wilson_interval(k, n),
                                  "p_vs_chance_one_sided": float(stats.binomtest(k, n, 0.5, alternative="greater").pvalue)}
     res["both_vs_response_mcnemar"] = mcnemar_exact(acc["both"] == 1.0, acc["response"] == 1.0)
-    crit_signal = res["cv_heads"]["critique"]["p_vs_chance_one_sided"] < 0.05
-    adds = (res["both_vs_response_mcnemar"].get("p", 1.0) < 0.05
-            and res["cv_heads"]["both"]["accuracy_half_tie"] > res["cv_heads"]["response"]["accuracy_half_tie"])
-    res["decision"] = ("testable: run the joint model at >= 300 pairs with filters on" if crit_signal and adds else
-                       "untestable offline with this critic: the critiques' signal is not detected (see the power)")
+    res["decision"] = decision(res)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     log(json.dumps({k: res[k] for k in ("judge_first_pass", "judge_after_followup", "cv_heads", "decision")},

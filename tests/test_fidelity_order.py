@@ -59,6 +59,23 @@ def test_power_thresholds_match_the_binomial():
     assert critic.mcnemar_detectable(100, 0.3) > critic.mcnemar_detectable(1000, 0.3)
 
 
+def test_precondition_decision_reads_mcnemar_p_value():
+    from rewardlab.eval.stats import mcnemar_exact
+
+    heads = {"critique": {"p_vs_chance_one_sided": 0.01, "accuracy_half_tie": 0.6},
+             "response": {"p_vs_chance_one_sided": 0.01, "accuracy_half_tie": 0.6},
+             "both": {"p_vs_chance_one_sided": 0.001, "accuracy_half_tie": 0.7}}
+    both = [1] * 30 + [0] * 10
+    resp = [0] * 15 + [1] * 15 + [0] * 10  # both right where response is wrong on 15 pairs, never the reverse
+    m = mcnemar_exact([b == 1 for b in both], [r == 1 for r in resp])
+    assert m["p_value"] < 0.05
+    assert critic.decision({"cv_heads": heads, "both_vs_response_mcnemar": m}).startswith("testable")
+    weak = {**heads, "critique": {**heads["critique"], "p_vs_chance_one_sided": 0.2}}
+    assert critic.decision({"cv_heads": weak, "both_vs_response_mcnemar": m}).startswith("untestable")
+    same = mcnemar_exact([r == 1 for r in resp], [r == 1 for r in resp])
+    assert critic.decision({"cv_heads": heads, "both_vs_response_mcnemar": same}).startswith("untestable")
+
+
 def test_ablation_design_pairs_objectives_on_seeds():
     class A:
         heads, betas, seeds, quantity, pairing = ["mlp"], [1.0], 3, 100, "cross_prompt"
