@@ -46,7 +46,9 @@ run): BT 1.07 pairs/s (shared-prompt packing, about 66 tokens a pair), Critic-RM
 (the joint conversation in the chat template with the critique request: about 140 tokens an item,
 no packing). 2 epochs over 469 pairs: about 15 min a BT cell and 30-60 min a Critic-RM cell, so
 2.5-3.5 h for the 9 cells on this machine; resumable cell by cell (``fidelity_common.train_cell``),
-scores cached in ``WORK/scores.json``.
+scores and training seconds recorded in ``RESULTS_DIR/critic_control_scores.json``, committed as
+cells finish; a recorded cell is not trained again, so a machine replaced between sessions loses at
+most the cell in progress.
 
     nice -n 10 python benchmarks/critic_control.py --work runs/critic_control
     python benchmarks/critic_control.py --tiny --work /tmp/critic_control_tiny   # end to end, minutes
@@ -55,6 +57,7 @@ scores cached in ``WORK/scores.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -63,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import REPO, RESULTS, correct, fmt_ci, paired_arms, train_cell, write_results  # noqa: E402
+from fidelity_common import REPO, RESULTS, correct, fmt_ci, paired_arms, train_cell, write_atomic, write_results  # noqa: E402
 
 SALT = "critic-control"
 TAG = "[program-written critique]"
@@ -163,7 +166,7 @@ def score_cell(cache: dict, cache_path: Path, arm: str, seed: int, cell: Path, t
             n = len(test)
             d = out.rewards[:n] - out.rewards[n:]
         cache[key] = d.tolist()
-        cache_path.write_text(json.dumps(cache))
+        write_atomic(cache_path, json.dumps(cache))
     return np.asarray(cache[key])
 
 
@@ -200,8 +203,13 @@ def main() -> None:
     train_rows, test = split_rows(args.test_fraction, args.tiny)
     log(f"{len(train_rows)} training pairs, {len(test)} test pairs (prompts split by hash, salt {SALT!r})")
     seeds = list(range(args.seeds))
-    cache_path = args.work / "scores.json"
+    cache_path = args.results_dir / "critic_control_scores.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    test_key = hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()
+    if cache.setdefault("_test_sha256", test_key) != test_key:
+        raise SystemExit(f"{cache_path}: _test_sha256: recorded on other test pairs than this run's; "
+                         "move the file away to run again")
+    train_seconds = cache.setdefault("_train_seconds", {})
     acc: dict[str, dict[int, np.ndarray]] = {a: {} for a in ARMS}
     alone: dict[float, dict[int, np.ndarray]] = {}
     seconds: dict[str, float] = {}
@@ -212,10 +220,13 @@ def main() -> None:
                 crit = critiques_for(train_rows, q, seed, "train")
                 rows = [{**r, "critique_chosen": c, "critique_rejected": x} for r, (c, x) in zip(train_rows, crit)]
             data = write_jsonl(args.work / "data" / f"{arm}_s{seed}.jsonl", rows)
-            t0 = time.perf_counter()
-            cell = train_cell(args.work, f"{arm}_s{seed}", cell_config(args, arm, seed, data))
-            summary = json.loads((cell / "summary.json").read_text())
-            seconds[f"{arm}_s{seed}"] = summary.get("train_seconds", time.perf_counter() - t0)
+            cell = args.work / f"{arm}_s{seed}"
+            if f"{arm}_s{seed}" not in cache:  # recorded cells are not trained again
+                t0 = time.perf_counter()
+                cell = train_cell(args.work, f"{arm}_s{seed}", cell_config(args, arm, seed, data))
+                summary = json.loads((cell / "summary.json").read_text())
+                train_seconds[f"{arm}_s{seed}"] = summary.get("train_seconds", time.perf_counter() - t0)
+            seconds[f"{arm}_s{seed}"] = train_seconds.get(f"{arm}_s{seed}")
             test_crit = critiques_for(test, q, seed, "test") if q is not None else None
             if q is not None:
                 alone.setdefault(q, {})[seed] = critique_alone(test_crit)

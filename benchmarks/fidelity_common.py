@@ -29,6 +29,15 @@ def write_config(work: Path, name: str, cfg: dict) -> Path:
     return path
 
 
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a record whole or not at all (a kill mid-write leaves the old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data)
+    tmp.replace(path)
+
+
 def train_cell(work: Path, name: str, cfg: dict) -> Path:
     """Train cell ``name`` (output ``work/NAME``) unless it is done; returns its directory."""
     out = work / name
@@ -79,16 +88,38 @@ def suite_copy_without(target: Path, drop, data: Path = DATA) -> dict[str, int]:
 
 
 class ScoreCache:
-    """Reward differences d = r(chosen) − r(rejected) of trained cells on named tables, kept in
-    ``work/scores.json`` and written after every (cell, table), so a rerun scores nothing twice."""
+    """Reward differences d = r(chosen) − r(rejected) of trained cells on named tables, kept in one
+    JSON file (``work/scores.json``, or ``path``) and written after every (cell, table), so a rerun
+    scores nothing twice.
 
-    def __init__(self, work: Path):
-        self.path = work / "scores.json"
+    With ``path`` under ``benchmarks/results`` the file is committed as cells finish, and
+    :meth:`cell` trains a cell only when some of its tables lack scores: a machine replaced between
+    sessions (its work folder gone) then loses at most the cell in progress. Each table's content
+    is fingerprinted on first use, so a record made on other pairs is refused, not mixed in."""
+
+    def __init__(self, work: Path, path: Path | None = None):
+        self.work = Path(work)
+        self.path = Path(path) if path is not None else self.work / "scores.json"
         self.data: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def _write(self) -> None:
+        write_atomic(self.path, json.dumps(self.data))
+
+    def _check(self, tables: dict) -> None:
+        prints = self.data.setdefault("_tables", {})
+        for k, t in tables.items():
+            fp = table_fingerprint(t)
+            if prints.setdefault(k, fp) != fp:
+                raise SystemExit(f"{self.path}: _tables.{k}: its scores were made on other pairs than this "
+                                 f"run's {k!r} table ({len(t)} pairs); move the file away to score again")
+
+    def has(self, name: str, tables) -> bool:
+        return all(k in self.data.get(name, {}) for k in tables)
 
     def diffs(self, cell_dir: Path, tables: dict, batch_size: int = 32) -> dict[str, np.ndarray]:
         from rewardlab.models.reward_model import RewardModel
 
+        self._check(tables)
         have = self.data.setdefault(cell_dir.name, {})
         todo = [k for k in tables if k not in have]
         if todo:
@@ -97,8 +128,36 @@ class ScoreCache:
                 print(f"scoring {cell_dir.name} on {k} ({len(tables[k])} pairs)", flush=True)
                 s = rm.score_pairs(tables[k], batch_size=batch_size)
                 have[k] = (np.asarray(s["reward_chosen"], float) - np.asarray(s["reward_rejected"], float)).tolist()
-                self.path.write_text(json.dumps(self.data))
+                self._write()
         return {k: np.asarray(have[k]) for k in tables}
+
+    def cell(self, name: str, cfg: dict, tables: dict, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """The diffs of cell ``name`` on ``tables``, training it (``train_cell``) only when some
+        table has no scores yet."""
+        if self.has(name, tables):
+            self._check(tables)
+            return {k: np.asarray(self.data[name][k]) for k in tables}
+        return self.diffs(train_cell(self.work, name, cfg), tables, batch_size)
+
+    def extra(self, name: str, key: str, compute):
+        """A cell's other recorded value (``compute()`` once, then kept beside its scores)."""
+        have = self.data.setdefault(name, {})
+        if key not in have:
+            have[key] = compute()
+            self._write()
+        return have[key]
+
+
+def table_fingerprint(table) -> str:
+    """sha256 of a preference table's pairs (prompt, chosen, rejected, in order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for col in ("prompt", "chosen", "rejected"):
+        for x in table[col]:
+            h.update(json.dumps(x, sort_keys=True).encode())
+            h.update(b"\x00")
+    return h.hexdigest()
 
 
 def correct(d: np.ndarray) -> np.ndarray:

@@ -61,8 +61,10 @@ validation 10%, test 30%.
   gain); *not reproduced in this setting* if the interval's upper bound is below +2 points;
   otherwise *inconclusive* (interval too wide).
 
-Resumable: every training run is a cell (``fidelity_common.train_cell``); scores are cached cell by
-cell in ``WORK/scores.json``. Run niced in the background:
+Resumable: every training run is a cell (``fidelity_common.train_cell``); scores (and each MetaRM
+run's meta_J) are recorded cell by cell in ``RESULTS_DIR/fidelity_metarm_scores.json``, committed as
+cells finish, and a recorded cell is not trained again (``ScoreCache.cell``): a machine replaced
+between sessions loses at most the cell in progress. Run niced in the background:
 
     nice -n 10 python benchmarks/fidelity_metarm.py --work runs/fidelity_metarm
 
@@ -90,7 +92,6 @@ from fidelity_common import (  # noqa: E402
     correct,
     fmt_ci,
     paired_arms,
-    train_cell,
     write_results,
 )
 
@@ -234,14 +235,14 @@ def main() -> None:
     files = prep["files"]
     print(json.dumps(prep["facts"]["counts"]), flush=True)
     tables = {k: load_preferences(files[k]) for k in ("val", "test", "test_weak")}
-    cache = ScoreCache(args.work)
+    cache = ScoreCache(args.work, args.results_dir / "fidelity_metarm_scores.json")
 
     # 1. eta on the validation pairs, pilot seed
     val_acc = {}
     for eta in [None] + sorted(args.eta_grid):
         name = "pilot_bt" if eta is None else f"pilot_eta{eta:g}"
-        cell = train_cell(args.work, name, run_config(files, PILOT_SEED, args, eta))
-        val_acc[name] = float(correct(cache.diffs(cell, {"val": tables["val"]})["val"]).mean())
+        val_acc[name] = float(correct(cache.cell(name, run_config(files, PILOT_SEED, args, eta),
+                                                 {"val": tables["val"]})["val"]).mean())
         print(f"{name}: validation accuracy {val_acc[name]:.3f}", flush=True)
     eta_star = max(sorted(args.eta_grid), key=lambda e: val_acc[f"pilot_eta{e:g}"])  # first max = smaller eta
     print(f"chosen eta {eta_star:g}", flush=True)
@@ -255,12 +256,11 @@ def main() -> None:
     for s in seeds:
         for arm, eta in (("bt", None), ("metarm", eta_star)):
             name = f"bt_s{s}" if arm == "bt" else f"metarm{eta_star:g}_s{s}"
-            cell = train_cell(args.work, name, run_config(files, s, args, eta))
-            d = cache.diffs(cell, {"test": test, "test_weak": tables["test_weak"]})
+            d = cache.cell(name, run_config(files, s, args, eta), {"test": test, "test_weak": tables["test_weak"]})
             acc[arm][s] = correct(d["test"])
             weak[arm][s] = correct(d["test_weak"])
             if arm == "metarm":
-                js[s] = meta_j(cell)
+                js[s] = cache.extra(name, "meta_J", lambda name=name: meta_j(args.work / name))
         print(f"seed {s + 1}/{args.seeds} done", flush=True)
     prompts = list(test["prompt"])
     comp = paired_arms(acc, "bt", seeds, clusters=prompts)

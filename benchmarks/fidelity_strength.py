@@ -50,8 +50,10 @@ Design, fixed before the run:
   (the swaps cost no measurable accuracy); otherwise *not reproduced in this setting*.
 
 Resumable: every training run is a cell (``benchmarks/fidelity_common.train_cell``: a finished cell
-is skipped, an interrupted one resumes from its last checkpoint); scores are cached in
-``WORK/scores.json`` cell by cell. Run niced in the background:
+is skipped, an interrupted one resumes from its last checkpoint); scores are recorded cell by cell
+in ``RESULTS_DIR/fidelity_strength_scores.json``, committed as cells finish, and a cell whose
+scores are recorded is not trained again (``ScoreCache.cell``): a machine replaced between sessions
+loses at most the cell in progress. Run niced in the background:
 
     nice -n 10 python benchmarks/fidelity_strength.py --work runs/fidelity_strength
 
@@ -79,7 +81,6 @@ from fidelity_common import (  # noqa: E402
     correct,
     fmt_ci,
     paired_arms,
-    train_cell,
     write_results,
 )
 
@@ -135,12 +136,15 @@ def strengths(work: Path, prep: dict, args) -> tuple[np.ndarray, dict]:
     from rewardlab.strength import prompt_folds, strength_stats
 
     noisy = load_preferences(prep["files"]["train_noisy"])
-    cache = ScoreCache(work)
+    val = load_preferences(prep["files"]["val"])
+    cache = ScoreCache(work, args.results_dir / "fidelity_strength_scores.json")
     diffs = np.empty((args.members, len(noisy)))
     if args.folds == 1:
         for m in range(args.members):
-            cell = train_cell(work, f"member{m}", run_config(prep["files"]["train_noisy"], m, args))
-            diffs[m] = cache.diffs(cell, {"train_noisy": noisy})["train_noisy"]
+            # member m is also the BT arm of seed m (``arms``): its validation scores are recorded now,
+            # while the model is at hand
+            tables = {"train_noisy": noisy, **({"val": val} if m < args.arm_seeds else {})}
+            diffs[m] = cache.cell(f"member{m}", run_config(prep["files"]["train_noisy"], m, args), tables)["train_noisy"]
             print(f"member {m + 1}/{args.members} done", flush=True)
     else:
         fold = prompt_folds([noisy.prompt_key(i) for i in range(len(noisy))], args.folds)
@@ -150,8 +154,8 @@ def strengths(work: Path, prep: dict, args) -> tuple[np.ndarray, dict]:
             if not path.is_file():
                 noisy.select(rest.tolist()).write(path)
             for m in range(args.members):
-                cell = train_cell(work, f"fold{f}_member{m}", run_config(str(path), m, args))
-                diffs[m, held] = cache.diffs(cell, {f"fold{f}": noisy.select(held.tolist())})[f"fold{f}"]
+                diffs[m, held] = cache.cell(f"fold{f}_member{m}", run_config(str(path), m, args),
+                                            {f"fold{f}": noisy.select(held.tolist())})[f"fold{f}"]
                 print(f"fold {f + 1}/{args.folds}, member {m + 1}/{args.members} done", flush=True)
     mu, sd = strength_stats(diffs)
     return mu, {"diffs_std_median": float(np.median(sd)), "mode": "in_sample" if args.folds == 1 else f"crossfit_{args.folds}"}
@@ -199,14 +203,13 @@ def arms(work: Path, prep: dict, mu: np.ndarray, args) -> dict:
         files[arm] = str(path)
     files["bt"], files["clean"] = prep["files"]["train_noisy"], prep["files"]["train_clean"]
     objectives["bt"] = objectives["clean"] = {"name": "bt"}
-    cache = ScoreCache(work)
+    cache = ScoreCache(work, args.results_dir / "fidelity_strength_scores.json")
     acc: dict = {a: {} for a in ("bt", "flip20", "margin", "clean")}
     for s in range(args.arm_seeds):  # seed-major: a finished seed is a usable paired comparison
         for arm in acc:
             same_as_member = arm == "bt" and args.folds == 1 and s < args.members
             name = f"member{s}" if same_as_member else f"{arm}_s{s}"
-            cell = train_cell(work, name, run_config(files[arm], s, args, objectives[arm]))
-            acc[arm][s] = correct(cache.diffs(cell, val)["val"])
+            acc[arm][s] = correct(cache.cell(name, run_config(files[arm], s, args, objectives[arm]), val)["val"])
         print(f"arm seed {s + 1}/{args.arm_seeds} done", flush=True)
     return {"acc": acc, "recipe_counts": counts, "objectives": objectives}
 

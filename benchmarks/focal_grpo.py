@@ -39,7 +39,8 @@ cell and 4.5 h in all.
 
     nice -n 10 python benchmarks/focal_grpo.py --work runs/focal_grpo
 
-Writes benchmarks/results/focal_grpo.{json,md}.
+Writes benchmarks/results/focal_grpo.{json,md}; each finished cell's summary is recorded in
+benchmarks/results/focal_grpo_cells/ (commit it as cells finish: a rerun skips recorded cells).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import RESULTS, fmt_ci, write_results  # noqa: E402
+from fidelity_common import RESULTS, fmt_ci, write_atomic, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ("capitals", "categories", "opposites", "spelling")
@@ -90,10 +91,15 @@ def rubric_file(work: Path, hard_weight: float) -> Path:
 
 
 def run_cell(work: Path, name: str, arm: str, seed: int, eval_file: Path, files: dict, args) -> dict:
-    """One GRPO run (``rewardlab grpo``, resumable); returns its summary."""
+    """One GRPO run (``rewardlab grpo``, resumable); returns its summary, which is also recorded in
+    ``RESULTS/focal_grpo_cells/NAME.json`` (committed as cells finish): a recorded cell is not run
+    again, so a machine replaced between sessions loses at most the cell in progress."""
     out = work / name
+    record = Path(args.results) / "focal_grpo_cells" / f"{name}.json"
+    if record.is_file():
+        return json.loads(record.read_text())
     if (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text())
+        return _record(out / "summary.json", record)
     hard = float(arm.split("_x")[1]) if arm.startswith("static_x") else 1.0
     sets = [f"output_dir={out}", f"rubric={rubric_file(work, hard)}", f"prompts.train={files['train']}",
             f"prompts.eval={eval_file}", f"aggregator.name={'focal' if arm == 'focal' else 'weighted_sum'}",
@@ -113,7 +119,13 @@ def run_cell(work: Path, name: str, arm: str, seed: int, eval_file: Path, files:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-    return json.loads((out / "summary.json").read_text())
+    return _record(out / "summary.json", record)
+
+
+def _record(summary: Path, record: Path) -> dict:
+    text = summary.read_text()
+    write_atomic(record, text)
+    return json.loads(text)
 
 
 def per_prompt(summary: dict) -> tuple[np.ndarray, np.ndarray]:

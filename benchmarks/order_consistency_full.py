@@ -33,7 +33,15 @@ with the interval excluding 0 and BT ahead only at beta >= 5; *refutes in this r
 ahead in the noisy cells (beta <= 1) with intervals excluding 0; otherwise inconclusive.
 
     python benchmarks/order_consistency_full.py --work runs/oc_full             # the full design
-    python benchmarks/order_consistency_full.py --work /tmp/oc_tiny --tiny      # end-to-end check
+    python benchmarks/order_consistency_full.py --work /tmp/oc_tiny --tiny --records /tmp/oc_tiny/records \\
+        --results /tmp/oc_tiny/order_consistency_full
+
+Records (``--records``, default ``benchmarks/results/order_consistency_full_records``, committed as
+the run goes): the golden-scored pool (``pool.parquet``: with it the golden is not trained again)
+and each study's ``results.jsonl``, copied there after every ``--sync-cells`` cells. A machine
+replaced between sessions then loses at most those cells and the embeddings (recomputed; they are
+deterministic). A study's cell ids hash its settings, paths included: resume with the same
+``--work`` path.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -96,7 +105,7 @@ def stage_golden(work: Path, args) -> Path:
     return model
 
 
-def stage_pool(work: Path, golden_model: Path, args):
+def stage_pool(work: Path, golden_model: Path | None, args):
     from rewardlab.study.golden import ResponsePool, build_pool
 
     path = work / "pool.parquet"
@@ -173,6 +182,35 @@ def study_configs(work: Path, emb: Path, scale: dict, args) -> dict[str, dict]:
 
 def n_cells(configs: dict[str, dict]) -> int:
     return sum(len(c["grid"]["objective"]) * len(c["grid"]["beta"]) * len(c["grid"]["seed"]) for c in configs.values())
+
+
+def _copy(src: Path, dst: Path) -> None:
+    from fidelity_common import write_atomic
+
+    write_atomic(dst, Path(src).read_bytes())
+
+
+def run_recorded(name: str, tree: dict, args) -> None:
+    """Run one study's pending cells, ``--sync-cells`` at a time, copying its ``results.jsonl`` to
+    ``--records`` after each batch (and from there first, when the work folder lacks cells)."""
+    from rewardlab.study.grid import parse_study_config
+    from rewardlab.study.runners import read_results, run_study
+
+    cfg = parse_study_config(tree, source=name)
+    local = Path(tree["output_dir"]) / "results.jsonl"
+    record = args.records / "studies" / name / "results.jsonl"
+    if record.is_file() and len(read_results(record.parent)) > len(read_results(local.parent)):
+        _copy(record, local)
+    total = n_cells({name: tree})
+    while True:
+        before = len(read_results(local.parent))
+        batch = args.sync_cells if args.max_cells is None else min(args.sync_cells, args.max_cells)
+        run_study(cfg, workers=args.workers, max_cells=batch, plots=False, log=log)
+        if local.is_file():
+            _copy(local, record)
+        done = len(read_results(local.parent))
+        if done >= total or done == before or args.max_cells is not None:  # finished, stuck (errors), or capped
+            return
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -313,6 +351,9 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/rewardlab/embeddings)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-cells", type=int, default=None, help="run at most this many pending cells per study")
+    ap.add_argument("--records", type=Path, default=REPO / "benchmarks" / "results" / "order_consistency_full_records",
+                    help="committed records: the scored pool and each study's results.jsonl")
+    ap.add_argument("--sync-cells", type=int, default=10, help="copy a study's results to --records every N cells")
     ap.add_argument("--stop-after", choices=["golden", "pool", "embed", "scale"], default=None)
     args = ap.parse_args()
     if args.tiny:
@@ -320,8 +361,6 @@ def main() -> None:
         args.gbdt_rounds, args.pool_prompts, args.golden_max_steps, args.golden_max_pairs = 10, 24, 2, 32
         args.golden_max_length, args.embed_max_length = 64, 64
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rewardlab.study.grid import parse_study_config
-    from rewardlab.study.runners import run_study
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -329,10 +368,17 @@ def main() -> None:
     (work / "power.json").write_text(json.dumps(pw, indent=1) + "\n")
     log(pw["text"])
     t0 = time.perf_counter()
-    model = stage_golden(work, args)
-    if args.stop_after == "golden":
-        return
+    recorded_pool = args.records / "pool.parquet"
+    if recorded_pool.is_file() and not (work / "pool.parquet").is_file():
+        shutil.copyfile(recorded_pool, work / "pool.parquet")  # the golden is not needed again
+    model = None
+    if not (work / "pool.parquet").is_file():
+        model = stage_golden(work, args)
+        if args.stop_after == "golden":
+            return
     pool = stage_pool(work, model, args)
+    if not recorded_pool.is_file():
+        _copy(work / "pool.parquet", recorded_pool)
     log(f"pool: {len(pool)} items, {pool.n_prompts} prompts")
     if args.stop_after == "pool":
         return
@@ -346,9 +392,11 @@ def main() -> None:
     configs = study_configs(work, emb, scale, args)
     log(f"{n_cells(configs)} cells in {len(configs)} studies")
     for name, tree in configs.items():
-        cfg = parse_study_config(tree, source=name)
-        run_study(cfg, workers=args.workers, max_cells=args.max_cells, plots=False, log=log)
+        run_recorded(name, tree, args)
     res = summarize(work, configs, args)
+    if res["n_cells"] < res["cells_planned"] and args.max_cells is None:
+        raise SystemExit(f"{res['cells_planned'] - res['n_cells']} of {res['cells_planned']} cells have no result "
+                         f"(see {work / 'studies'}/*/errors.jsonl); no results written, rerun to retry them")
     res.update(power=pw, scale=scale, seconds=time.perf_counter() - t0,
                command=" ".join(["python", "benchmarks/order_consistency_full.py", *sys.argv[1:]]))
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity_common import prompt_key as _prompt_key  # noqa: E402
-from fidelity_common import suite_copy_without, train_cell  # noqa: E402
+from fidelity_common import suite_copy_without, train_cell, write_atomic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -175,10 +175,7 @@ def score_cell(work: Path, files: dict, cell: str, args) -> dict:
     if "length_balance" in summary.get("data", {}):
         out["train"]["length_balance"] = summary["data"]["length_balance"]
     out["test_sha256"] = _sha256(files["test"])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(cache)  # a record is whole or absent
+    write_atomic(cache, json.dumps(out))
     return out
 
 

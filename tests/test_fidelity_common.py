@@ -33,3 +33,49 @@ def test_suite_copy_without_drops_marked_rows_keeps_fields_and_links_the_rest(tm
     # rerunning replaces the copies (a link from an earlier run becomes a copy and back)
     again = common.suite_copy_without(tmp_path / "suite", lambda name, row: False, data)
     assert again == {} and (tmp_path / "suite" / "pairs.jsonl").is_symlink()
+
+
+def _table(pairs):
+    from rewardlab.data.table import PreferenceTable
+
+    return PreferenceTable({"prompt": [p for p, _, _ in pairs], "chosen": [c for _, c, _ in pairs],
+                            "rejected": [r for _, _, r in pairs]})
+
+
+def test_score_cache_cell_trains_only_cells_without_recorded_scores_and_refuses_other_pairs(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    trained = []
+
+    def fake_train(work, name, cfg):  # stands for train_cell: records the call, makes a cell folder
+        trained.append(name)
+        (work / name).mkdir(parents=True, exist_ok=True)
+        return work / name
+
+    class FakeModel:
+        def score_pairs(self, table, batch_size=32):
+            n = len(table)
+            return {"reward_chosen": np.arange(n, dtype=float), "reward_rejected": np.full(n, 0.5)}
+
+    monkeypatch.setattr(common, "train_cell", fake_train)
+    import rewardlab.models.reward_model as rm_mod
+
+    monkeypatch.setattr(rm_mod.RewardModel, "from_pretrained", classmethod(lambda cls, path: FakeModel()))
+    t = _table([("a", "x", "y"), ("b", "u", "v"), ("c", "p", "q")])
+    record = tmp_path / "results" / "x_scores.json"
+    cache = common.ScoreCache(tmp_path / "work", record)
+    d = cache.cell("c0", {}, {"val": t})
+    assert trained == ["c0"] and d["val"].tolist() == [-0.5, 0.5, 1.5]
+    assert cache.extra("c0", "meta_J", lambda: {"first": 1.0}) == {"first": 1.0}
+    # a new machine: the work folder is gone, the committed record remains
+    again = common.ScoreCache(tmp_path / "elsewhere", record)
+    assert again.cell("c0", {}, {"val": t})["val"].tolist() == [-0.5, 0.5, 1.5]
+    assert again.extra("c0", "meta_J", lambda: pytest.fail("recomputed")) == {"first": 1.0}
+    assert trained == ["c0"]  # not trained again
+    again.cell("c0", {}, {"val": t, "test": t})  # a table it lacks: trained and scored
+    assert trained == ["c0", "c0"] and again.has("c0", ["val", "test"])
+    other = _table([("a", "x", "z"), ("b", "u", "v"), ("c", "p", "q")])
+    with pytest.raises(SystemExit, match=r"x_scores.json: _tables.val: .*other pairs"):
+        common.ScoreCache(tmp_path / "w2", record).cell("c0", {}, {"val": other})
+    assert common.table_fingerprint(t) != common.table_fingerprint(other)
