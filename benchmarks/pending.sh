@@ -43,7 +43,9 @@ step() {  # step NAME RESULT_JSON SCRIPT ARGS...
   fi
 }
 
-# in the order of the issues' priorities: what closes an issue first
+# in the order of the issues' priorities: what closes an issue first. The hours are the scripts'
+# estimates from an earlier machine; on an AVX2-only one (MiniLM training at 1.6 pairs/s, not 5)
+# expect two to three times as long.
 step robust_length robust_length.json benchmarks/robust_length.py --work "$WORK/robust_length"              # 23, ~3 h
 step fidelity_strength fidelity_strength.json benchmarks/fidelity_strength.py --work "$WORK/fidelity_strength"  # 21, ~2.3 h
 step fidelity_metarm fidelity_metarm.json benchmarks/fidelity_metarm.py --work "$WORK/fidelity_metarm"      # 21, ~2 h
