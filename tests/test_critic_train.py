@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from cli_runs import kill9_after_checkpoint, run_cli, train_env
+from cli_runs import assert_bad_input, invoke, kill9_after_checkpoint, run_cli, train_env
 from safetensors.torch import load_file
 
 from rewardlab.config import CriticConfig, load_config
@@ -418,12 +418,12 @@ def test_score_cli_with_the_datas_critiques_reproduces_the_written_ones(trained,
 
     small = write_jsonl(tmp_path / "three.jsonl", critique_rows(3))
     first, again = tmp_path / "written.jsonl", tmp_path / "again.jsonl"
-    res = run_cli("score", "--model", str(trained / "model"), "--data", str(small), "--out", str(first),
-                  "--critiques", "2", "--critique-seed", "1")
-    assert res.returncode == 0, res.stdout + res.stderr
-    res = run_cli("score", "--model", str(trained / "model"), "--data", str(first), "--out", str(again),
-                  "--critiques-from-data")
-    assert res.returncode == 0, res.stdout + res.stderr
+    # the commands run in this process (Typer's runner): their startup is covered elsewhere
+    res = invoke("score", "--model", trained / "model", "--data", small, "--out", first,
+                 "--critiques", "2", "--critique-seed", "1")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    res = invoke("score", "--model", trained / "model", "--data", first, "--out", again, "--critiques-from-data")
+    assert res.exit_code == 0, res.stdout + res.stderr
     a, b = ([json.loads(x) for x in f.read_text().splitlines()] for f in (first, again))
     assert [r["critiques_chosen"] for r in a] == [r["critiques_chosen"] for r in b]
     for side in ("reward_chosen", "reward_rejected"):
@@ -441,22 +441,21 @@ def test_score_cli_with_the_datas_critiques_reproduces_the_written_ones(trained,
     empty = write_jsonl(tmp_path / "empty.jsonl", rows)
     with pytest.raises(DataError, match=r"empty.jsonl:2.*critiques_chosen"):
         given_critiques(load_preferences(str(empty), keep_all_columns=True))
-    res = run_cli("score", "--model", str(trained / "model"), "--data", str(tmp_path / "uneven.jsonl"),
-                  "--out", str(tmp_path / "x.jsonl"), "--critiques-from-data")
-    said = " ".join((res.stdout + res.stderr).split())
-    assert res.returncode == 2 and "uneven.jsonl:2" in said and "Traceback" not in said, said
+    res = invoke("score", "--model", trained / "model", "--data", tmp_path / "uneven.jsonl",
+                 "--out", tmp_path / "x.jsonl", "--critiques-from-data")
+    assert_bad_input(res, "uneven.jsonl:2")
     plain = tmp_path / "no_critiques.jsonl"
     write_jsonl(plain, [{"prompt": "p", "chosen": "a", "rejected": "b"}])
     with pytest.raises(DataError, match="critiques_chosen"):
         given_critiques(load_preferences(str(plain), keep_all_columns=True))
-    res = run_cli("score", "--model", str(trained / "model"), "--data", str(first), "--out", str(tmp_path / "y.jsonl"),
-                  "--critiques-from-data", "--critiques", "2")
-    assert res.returncode == 2 and "--critiques-from-data" in res.stdout + res.stderr
+    res = invoke("score", "--model", trained / "model", "--data", first, "--out", tmp_path / "y.jsonl",
+                 "--critiques-from-data", "--critiques", "2")
+    assert res.exit_code == 2 and "--critiques-from-data" in res.stdout + res.stderr
     RewardModel.from_backbone(str(tied_llama_dir), max_length=32).save_pretrained(tmp_path / "plain")
-    res = run_cli("score", "--model", str(tmp_path / "plain"), "--data", str(first), "--out", str(tmp_path / "z.jsonl"),
-                  "--critiques-from-data")
+    res = invoke("score", "--model", tmp_path / "plain", "--data", first, "--out", tmp_path / "z.jsonl",
+                 "--critiques-from-data")
     said = " ".join((res.stdout + res.stderr).split())
-    assert res.returncode == 2 and "needs a Critic-RM" in said, said
+    assert res.exit_code == 2 and "needs a Critic-RM" in said and "Traceback" not in said, said
 
 
 # ------------------------------------------------------------------ bad input

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_runs import kill9_after_checkpoint, run_cli, train_env
+from cli_runs import invoke, kill9_after_checkpoint, run_cli, train_env
 from safetensors.torch import load_file
 
 from rewardlab.config import load_config
@@ -154,17 +154,21 @@ def test_config_overrides_and_errors(tmp_path):
 
 
 def test_score_and_eval_commands(trained_run, tmp_path):
+    # a slice of the sample keeps its several sources; in this process (the commands' own startup
+    # is covered by the subprocess tests above)
+    data = tmp_path / "sample_slice.jsonl"
+    data.write_text("".join(sample_path().read_text().splitlines(keepends=True)[:120]))
     out = tmp_path / "scored.jsonl"
-    res = run_cli("score", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(out))
-    assert res.returncode == 0, res.stderr
+    res = invoke("score", "--model", trained_run / "model", "--data", data, "--out", out)
+    assert res.exit_code == 0, res.stdout + res.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    n = sum(1 for _ in sample_path().open())
+    n = 120
     assert len(rows) == n and {"reward_chosen", "reward_rejected", "prompt"} <= rows[0].keys()
-    res = run_cli("eval", "--model", str(trained_run / "model"), "--data", str(sample_path()), "--out", str(tmp_path / "ev"))
-    assert res.returncode == 0, res.stderr
+    res = invoke("eval", "--model", trained_run / "model", "--data", data, "--out", tmp_path / "ev")
+    assert res.exit_code == 0, res.stdout + res.stderr
     (entry,) = json.loads((tmp_path / "ev" / "results.json").read_text())["models"].values()
     acc = sum(r["reward_chosen"] > r["reward_rejected"] for r in rows) / len(rows)
-    name = sample_path().stem
+    name = data.stem
     assert entry["datasets"][name]["n"] == n
     assert abs(entry["datasets"][name]["accuracy"] - acc) < 1e-12
     assert sum(v["n"] for v in entry["sources"].values()) == n
