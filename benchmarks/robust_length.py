@@ -53,7 +53,9 @@ CPU-hours of training; 12 models × (4,720 held-out responses + about 3,400 suit
 CPU-hours of scoring; 5.3 CPU-hours in all, i.e. about 3 hours of an idle 2-core machine (2.6 h
 with perfect scaling over the two threads, 5.3 h with none; ~1.7x is typical). Each cell is a few
 minutes to 30 minutes, so an interruption loses little. (3,000 training pairs and 200 suite pairs
-per subset, the first sizing, projected 7.9 CPU-hours: over the budget.)
+per subset, the first sizing, projected 7.9 CPU-hours: over the budget.) Measured on a slower,
+AVX2-only machine (2026-12-02): 1.6 pairs/s of training on both cores, about 21 min a cell, plus
+about 14 min of scoring a model: about 35 min a cell, 7 hours in all.
 
 Resumable and checkpointed, cell by cell: each (arm, seed) is a ``rewardlab train`` run under
 ``--work``; a run with ``summary.json`` is done, one with checkpoints resumes (``--resume``). Each
