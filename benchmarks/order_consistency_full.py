@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +60,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fidelity_common import write_atomic  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 GOLDEN_DATA = ["hh_rlhf_harmless.jsonl", "pandalm_test.jsonl", "llmbar_processed.jsonl"]
 POOL_DATA = ["alpacaeval_modelpairs.jsonl", "alpacaeval_gpt4_judged.jsonl"]
@@ -185,8 +185,6 @@ def n_cells(configs: dict[str, dict]) -> int:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    from fidelity_common import write_atomic
-
     write_atomic(dst, Path(src).read_bytes())
 
 
@@ -370,7 +368,7 @@ def main() -> None:
     t0 = time.perf_counter()
     recorded_pool = args.records / "pool.parquet"
     if recorded_pool.is_file() and not (work / "pool.parquet").is_file():
-        shutil.copyfile(recorded_pool, work / "pool.parquet")  # the golden is not needed again
+        _copy(recorded_pool, work / "pool.parquet")  # the golden is not needed again
     model = None
     if not (work / "pool.parquet").is_file():
         model = stage_golden(work, args)

@@ -85,13 +85,15 @@ def test_cache_resumes_after_a_failure_and_reuses_samples(tmp_path):
 def test_weights_fingerprint(tmp_path):
     import os
 
-    from rewardlab.generate.base import weights_fingerprint
+    from rewardlab.generate.base import _file_digest, weights_fingerprint
 
     (tmp_path / "model.safetensors").write_bytes(b"abc")
     (tmp_path / "notes.txt").write_text("x")
     first = weights_fingerprint(tmp_path)
     (tmp_path / "notes.txt").write_text("changed")  # not a weights file
+    hits = _file_digest.cache_info().hits
     assert weights_fingerprint(tmp_path) == first and len(first) == 16
+    assert _file_digest.cache_info().hits == hits + 1  # an unchanged file is not read again
     st = (tmp_path / "model.safetensors").stat()
     os.utime(tmp_path / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # copied to a new machine
     assert weights_fingerprint(tmp_path) == first

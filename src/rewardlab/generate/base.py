@@ -9,6 +9,7 @@ generated tokens/s), and shaping the result as ``[len(requests)][n]`` texts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -239,12 +240,20 @@ def weights_fingerprint(directory: str | Path) -> str:
     h = hashlib.sha256()
     for f in sorted(d.iterdir()):
         if f.is_file() and (f.suffix in (".safetensors", ".bin", ".pt", ".gguf") or f.name == "config.json"):
-            h.update(f"{f.name}|{f.stat().st_size}|".encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 24), b""):
-                    h.update(block)
-            h.update(b"\n")
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{_file_digest(str(f.resolve()), st.st_size, st.st_mtime_ns)}\n".encode())
     return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's contents, remembered per (path, size, mtime) in this process: the critic's
+    writer asks for its weights' identity twice (its cache folder, then the generator's key)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def template_hash(template: str | None) -> str:
