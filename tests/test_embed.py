@@ -161,3 +161,31 @@ def test_embedding_head_golden_skips_pool_prompts(tmp_path, tiny_llama_dir):
                                   "cache_dir": str(tmp_path / "cache")})
     assert len(pool) == 6 and np.all(np.isfinite(pool.golden))
     assert pool.info["golden"] == "embedding_head" and pool.info["golden_train_pairs"] == 8  # q0 left out
+
+
+def test_cache_follows_the_model_files_contents_not_their_path_or_mtime(tmp_path, tiny_llama_dir):
+    """The same model files at another path with other modification times (a reinstall, another
+    machine) reuse the cache; weights changed in place (same size) get a new one."""
+    import os
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_llama_dir, copy)
+    for f in copy.iterdir():
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    original = extract.resolve_spec(EmbedSpec(model=str(tiny_llama_dir), max_length=64))
+    moved = extract.resolve_spec(EmbedSpec(model=str(copy), max_length=64))
+    assert original["fingerprint"] == moved["fingerprint"] and original["fingerprint"].startswith("files-")
+    # the model name is part of the key, so compare two resolved specs that name the model alike
+    a = EmbeddingCache(tmp_path / "c", {**original, "model": "m"})
+    b = EmbeddingCache(tmp_path / "c", {**moved, "model": "m"})
+    assert a.dir == b.dir
+    weights = next(f for f in copy.iterdir() if f.suffix in (".safetensors", ".bin"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # retrained in place: same size, other contents
+    weights.write_bytes(bytes(data))
+    retrained = extract.resolve_spec(EmbedSpec(model=str(copy), max_length=64))
+    assert retrained["fingerprint"] != original["fingerprint"]
+    assert EmbeddingCache(tmp_path / "c", {**retrained, "model": "m"}).dir != a.dir
+    assert extract._fingerprint("some/hub-name") == "some/hub-name"

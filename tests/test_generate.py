@@ -85,7 +85,8 @@ def test_cache_resumes_after_a_failure_and_reuses_samples(tmp_path):
 def test_weights_fingerprint(tmp_path):
     import os
 
-    from rewardlab.generate.base import _file_digest, weights_fingerprint
+    from rewardlab.generate.base import weights_fingerprint
+    from rewardlab.runinfo import _file_digest
 
     (tmp_path / "model.safetensors").write_bytes(b"abc")
     (tmp_path / "notes.txt").write_text("x")

@@ -12,8 +12,10 @@
 - **Cache**: ``CACHE/<model-slug>-<hash of the spec>/`` holds ``spec.json``, shards
   ``part-*.npy`` (float32 [n, d]) and a Parquet index per shard ``part-*.parquet`` (key, row).
   The key of an item is the SHA-256 of its prompt text (JSON for message lists) and response;
-  model, pooling, layer, max length, render mode and over-length policy are in the directory
-  name, so the cache is keyed by all of them. A shard's index is written (atomically) after its
+  model, its files' contents (config, tokenizer, weights: not their path or modification times,
+  so a reinstall or another machine reuses the cache and retrained weights do not), pooling,
+  layer, max length, render mode and over-length policy are in the directory name, so the cache
+  is keyed by all of them. A shard's index is written (atomically) after its
   array, so an interrupted run loses at most one shard and a rerun embeds only what is missing.
 - **Dedupe**: identical items (the same response in several pairs of one prompt) are embedded
   once.
@@ -38,6 +40,7 @@ import torch
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
 from rewardlab.models.locate import resolve
+from rewardlab.runinfo import files_fingerprint
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, RENDER_MODES, Encoded, encode, pad_batch
 
 log = logging.getLogger(__name__)
@@ -79,17 +82,17 @@ class EmbedSpec:
         return asdict(self)
 
 
+# the files that decide a model's embeddings: weights, config and tokenizer files
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".gguf", ".model", ".txt")
+
+
 def _fingerprint(path: str) -> str:
-    """Identity of a resolved model: its path, and for a local directory the size and mtime of its
-    config and weight files (so retrained weights in the same directory get a new cache)."""
-    parts = [path]
-    p = Path(path)
-    if p.is_dir():
-        for f in sorted(p.iterdir()):
-            if f.suffix in (".json", ".safetensors", ".bin", ".gguf"):
-                st = f.stat()
-                parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
-    return "|".join(parts)
+    """Identity of a resolved model: for a local directory, the contents of its config, tokenizer
+    and weight files (``runinfo.files_fingerprint``: retrained weights in the same directory get a
+    new cache; the same files reinstalled, or on another machine at another path, keep it); for a
+    Hub name, the name."""
+    digest = files_fingerprint(path, suffixes=MODEL_FILE_SUFFIXES, names=())
+    return f"files-{digest}" if digest else path
 
 
 def _is_decoder(config) -> bool:
@@ -213,7 +216,9 @@ class EmbeddingCache:
     """One directory of shards for one resolved spec; see the module docstring."""
 
     def __init__(self, root: str | Path, resolved: dict) -> None:
-        digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
+        # keyed on what decides the vectors; the model's local path is not (the fingerprint is)
+        keyed = {k: v for k, v in resolved.items() if k != "path"}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(root) / f"{_slug(resolved['model'])}-{digest}"
         self.dir.mkdir(parents=True, exist_ok=True)
         spec_file = self.dir / "spec.json"

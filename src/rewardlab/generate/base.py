@@ -9,7 +9,6 @@ generated tokens/s), and shaping the result as ``[len(requests)][n]`` texts.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Sequence
 
 from rewardlab.errors import ConfigError, RewardlabError
 from rewardlab.generate.cache import GenerationCache, cache_key
+from rewardlab.runinfo import files_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -234,26 +234,7 @@ def weights_fingerprint(directory: str | Path) -> str:
     another machine (a fresh install, other modification times) do reuse them. The contents are
     hashed in full: one more read of files that loading reads anyway (about 0.5 s for a 135M model).
     "" when ``directory`` is not a local directory (a Hub name)."""
-    d = Path(directory)
-    if not d.is_dir():
-        return ""
-    h = hashlib.sha256()
-    for f in sorted(d.iterdir()):
-        if f.is_file() and (f.suffix in (".safetensors", ".bin", ".pt", ".gguf") or f.name == "config.json"):
-            st = f.stat()
-            h.update(f"{f.name}|{st.st_size}|{_file_digest(str(f.resolve()), st.st_size, st.st_mtime_ns)}\n".encode())
-    return h.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=64)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file's contents, remembered per (path, size, mtime) in this process: the critic's
-    writer asks for its weights' identity twice (its cache folder, then the generator's key)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
+    return files_fingerprint(directory)
 
 
 def template_hash(template: str | None) -> str:
