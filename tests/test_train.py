@@ -81,9 +81,23 @@ def test_train_writes_every_output(trained_run):
 
 
 def train_records(run: Path) -> dict[int, dict]:
-    """The last train record of each step (a killed run may have logged a step again after resuming)."""
+    """The train record of each step; a step logged twice (after a resume) fails."""
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["split"] == "train"]
+    assert len(steps) == len(set(steps)), f"steps logged twice: {steps}"
     return {r["step"]: r for r in records if r["split"] == "train"}
+
+
+def test_drop_records_after_keeps_the_steps_up_to_the_checkpoint(tmp_path):
+    from rewardlab.train.loop import drop_records_after
+
+    path = tmp_path / "metrics.jsonl"
+    lines = [{"step": 3, "split": "train"}, {"step": 4, "split": "validation"}, {"step": 6, "split": "train"}]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 9, "spl')  # cut short by kill -9
+    assert drop_records_after(path, 4) == 2
+    assert [json.loads(x) for x in path.read_text().splitlines()] == lines[:2]
+    assert drop_records_after(path, 4) == 0 and drop_records_after(tmp_path / "none.jsonl", 4) == 0
+    assert drop_records_after(path, 0) == 2 and path.read_text() == ""
 
 
 def test_kill9_then_resume_equals_uninterrupted(tmp_path):
@@ -96,6 +110,8 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path):
     proc = kill9_after_checkpoint(cfg, ckpts, 4)
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model").exists(), "the run finished before it could be killed"
+    with (tmp_path / "killed" / "metrics.jsonl").open("a") as f:  # a step logged after the checkpoint, then the kill
+        f.write(json.dumps({"step": 6, "split": "train", "loss": 99.0, "accuracy": 0.0, "lr": 0.0}) + "\n")
     res = run_cli("train", str(cfg), "--resume")
     assert res.returncode == 0, res.stderr
     assert max_diff(weights(tmp_path / "full"), weights(tmp_path / "killed")) <= 1e-6

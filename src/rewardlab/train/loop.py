@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -102,6 +103,28 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
 def _write_jsonl(path: Path, record: dict) -> None:
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def drop_records_after(path: Path, step: int) -> int:
+    """Keep only the records of steps <= ``step`` in the metrics file ``path`` (rewritten
+    atomically); returns how many were dropped. On resume the steps after the checkpoint are
+    trained and logged again, so without this a killed run's log holds them twice."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            continue
+        if rec.get("step", 0) <= step:
+            kept.append(line)
+    if len(kept) < len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(x + "\n" for x in kept))
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
 
 
 def validate(accelerator, model: RewardModel, pairs, batch_size: int, groups: list | None = None,
@@ -268,6 +291,10 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         accelerator.init_trackers(out.name, config=cfg.model_dump(mode="json"))
     inner = accelerator.unwrap_model(module)
     metrics_path = out / "metrics.jsonl"
+    if resume and main:
+        dropped = drop_records_after(metrics_path, progress.step)
+        if dropped:
+            log.info("metrics.jsonl: dropped %d record(s) logged after the checkpoint (step %d)", dropped, progress.step)
 
     def log_record(record: dict) -> None:
         if main:
