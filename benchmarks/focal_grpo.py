@@ -18,7 +18,8 @@ whose rule criteria were saturated at step 0) could not separate the arms. This 
 - **Test**: 3 seeds (0, 1, 2) x {focal, best static}; each trained policy answers the 64 test
   prompts greedily; the score is the rubric's **uniform** mean over criteria (the training weights
   of a static arm are not the yardstick) and the worst criterion.
-- **Statistics**: per seed, the paired difference over the 64 prompts (bootstrap over prompts);
+- **Statistics**: per seed, the paired difference over the 64 prompts (bootstrap over prompts;
+  p-values Holm-corrected over the seeds);
   pooled, each prompt's score averaged over the seeds, paired bootstrap over prompts; and the
   count of seeds where focal is ahead.
 
@@ -135,6 +136,7 @@ def per_prompt(summary: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(args) -> dict:
+    from rewardlab.eval import stats
     from rewardlab.eval.stats import paired_bootstrap_difference
 
     work = args.work
@@ -168,22 +170,33 @@ def run(args) -> dict:
                          "focal_worst": float(wa), "static_worst": float(wb),
                          "focal_criteria": dict(zip(names, crit["focal"][seed].tolist())),
                          "static_criteria": dict(zip(names, crit[best][seed].tolist()))})
+    holm = stats.holm([r["difference"]["p_value"] for r in per_seed])  # the per-seed tests as one family
+    for r, p in zip(per_seed, holm["p_adjusted"]):
+        r["difference"]["p_holm"] = p
     avg_a = np.mean([scores["focal"][s] for s in TEST_SEEDS], axis=0)
     avg_b = np.mean([scores[best][s] for s in TEST_SEEDS], axis=0)
     pooled = paired_bootstrap_difference(avg_a, avg_b)
+    out.update(per_seed=per_seed, pooled_mean_difference={k: pooled[k] for k in ("estimate", "low", "high", "p_value")},
+               seeds_focal_ahead_on_mean=sum(r["difference"]["estimate"] > 0 for r in per_seed),
+               seeds_focal_ahead_on_worst=sum(r["focal_worst"] > r["static_worst"] for r in per_seed))
+    out["verdict"] = verdict(per_seed, out["pooled_mean_difference"])
+    return out
+
+
+def verdict(per_seed: list[dict], pooled: dict) -> str:
+    """The rule of the docstring (FIDELITY.md), fixed before the run: *reproduced* if focal is ahead
+    on the held-out mean in every seed with the pooled interval above 0, or ahead on the worst
+    criterion in every seed at no loss of mean (pooled interval's low end above -0.02); *not
+    reproduced in this setting* if the pooled interval contains 0 and its high end is below +0.04;
+    else *inconclusive*."""
+    n = len(per_seed)
     wins = sum(r["difference"]["estimate"] > 0 for r in per_seed)
     worst_wins = sum(r["focal_worst"] > r["static_worst"] for r in per_seed)
-    out.update(per_seed=per_seed, pooled_mean_difference={k: pooled[k] for k in ("estimate", "low", "high", "p_value")},
-               seeds_focal_ahead_on_mean=wins, seeds_focal_ahead_on_worst=worst_wins)
-    g = out["pooled_mean_difference"]
-    if (wins == len(TEST_SEEDS) and g["low"] > 0) or (worst_wins == len(TEST_SEEDS) and g["low"] > -0.02):
-        verdict = "reproduced"
-    elif g["high"] < 0.04 and g["low"] <= 0 <= g["high"]:
-        verdict = "not reproduced in this setting"
-    else:
-        verdict = "inconclusive"
-    out["verdict"] = verdict
-    return out
+    if (wins == n and pooled["low"] > 0) or (worst_wins == n and pooled["low"] > -0.02):
+        return "reproduced"
+    if pooled["high"] < 0.04 and pooled["low"] <= 0 <= pooled["high"]:
+        return "not reproduced in this setting"
+    return "inconclusive"
 
 
 def markdown(res: dict, command: str) -> str:
@@ -196,12 +209,13 @@ def markdown(res: dict, command: str) -> str:
              f"Pilot seed {res['pilot']['seed']} (pilot prompts): " + ", ".join(
                  f"{k} {v:.3f}" for k, v in res["pilot"]["uniform_mean"].items())
              + f" → best static **{res['pilot']['best_static']}**.", "",
-             "| seed | focal mean | static mean | focal − static [95%] | focal worst | static worst |",
-             "|---|---|---|---|---|---|"]
+             "| seed | focal mean | static mean | focal − static [95%] | p (Holm over seeds) | focal worst | static worst |",
+             "|---|---|---|---|---|---|---|"]
     for r in res["per_seed"]:
         d = r["difference"]
         lines.append(f"| {r['seed']} | {r['focal_mean']:.3f} | {r['static_mean']:.3f} | {d['estimate']:+.3f} "
-                     f"[{d['low']:+.3f}, {d['high']:+.3f}] | {r['focal_worst']:.3f} | {r['static_worst']:.3f} |")
+                     f"[{d['low']:+.3f}, {d['high']:+.3f}] | {d['p_value']:.2g} ({d['p_holm']:.2g}) | "
+                     f"{r['focal_worst']:.3f} | {r['static_worst']:.3f} |")
     lines += ["", f"Pooled over seeds: focal − static {fmt_ci(res['pooled_mean_difference'])}; focal ahead on the "
               f"mean in {res['seeds_focal_ahead_on_mean']}/3 seeds, on the worst criterion in "
               f"{res['seeds_focal_ahead_on_worst']}/3.", "", f"**Verdict (rule in the docstring): {res['verdict']}.**", ""]

@@ -123,3 +123,42 @@ def test_control_split_keeps_prompts_on_one_side():
     train, test = control.split_rows(0.4, tiny=False)
     assert len(train) + len(test) == 805 and 250 < len(test) < 400
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}
+
+
+focal_grpo = _load("focal_grpo")
+
+
+def _seed(estimate, focal_worst, static_worst):
+    return {"difference": {"estimate": estimate}, "focal_worst": focal_worst, "static_worst": static_worst}
+
+
+def test_focal_grpo_verdict_follows_the_stated_rule():
+    ahead = [_seed(0.03, 0.2, 0.3)] * 3
+    assert focal_grpo.verdict(ahead, {"low": 0.001, "high": 0.05}) == "reproduced"  # 3/3 on the mean, interval > 0
+    assert focal_grpo.verdict(ahead, {"low": -0.01, "high": 0.05}) == "inconclusive"  # interval reaches 0, not < 0.04
+    two_of_three = [_seed(0.03, 0.2, 0.3)] * 2 + [_seed(-0.01, 0.2, 0.3)]
+    assert focal_grpo.verdict(two_of_three, {"low": 0.001, "high": 0.05}) == "inconclusive"
+    worst = [_seed(-0.005, 0.4, 0.3)] * 3  # ahead on the worst criterion in every seed
+    assert focal_grpo.verdict(worst, {"low": -0.019, "high": 0.01}) == "reproduced"  # at no loss of mean
+    assert focal_grpo.verdict(worst, {"low": -0.021, "high": 0.01}) == "not reproduced in this setting"
+    assert focal_grpo.verdict(two_of_three, {"low": -0.03, "high": 0.0399}) == "not reproduced in this setting"
+    assert focal_grpo.verdict(two_of_three, {"low": -0.03, "high": 0.04}) == "inconclusive"
+    assert focal_grpo.verdict(two_of_three, {"low": -0.03, "high": -0.001}) == "inconclusive"  # worse: 0 outside
+
+
+def test_focal_grpo_markdown_shows_holm_adjusted_per_seed_p_values():
+    from rewardlab.eval.stats import holm
+
+    per_seed = [{"seed": s, "focal_mean": 0.5, "static_mean": 0.45, "focal_worst": 0.2, "static_worst": 0.1,
+                 "difference": {"estimate": 0.05, "low": 0.0, "high": 0.1, "p_value": p}}
+                for s, p in zip((0, 1, 2), (0.01, 0.04, 0.03))]
+    for r, q in zip(per_seed, holm([r["difference"]["p_value"] for r in per_seed])["p_adjusted"]):
+        r["difference"]["p_holm"] = q
+    assert [r["difference"]["p_holm"] for r in per_seed] == pytest.approx([0.03, 0.06, 0.06])  # by hand: 3p, 2p, 1p
+    res = {"n_prompts": {"train": 100, "pilot": 32, "test": 64}, "steps": 60, "completion_tokens": 40, "lr": 5e-6,
+           "pilot": {"seed": 100, "uniform_mean": {"static_x1": 0.4}, "best_static": "static_x1"}, "per_seed": per_seed,
+           "pooled_mean_difference": {"estimate": 0.05, "low": 0.01, "high": 0.09}, "seeds_focal_ahead_on_mean": 3,
+           "seeds_focal_ahead_on_worst": 3, "verdict": "reproduced"}
+    md = focal_grpo.markdown(res, "cmd")
+    assert "| 0 | 0.500 | 0.450 | +0.050 [+0.000, +0.100] | 0.01 (0.03) |" in md
+    assert "| 1 | 0.500 | 0.450 | +0.050 [+0.000, +0.100] | 0.04 (0.06) |" in md
