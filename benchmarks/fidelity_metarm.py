@@ -276,16 +276,7 @@ def main() -> None:
     weak_prompts = list(tables["test_weak"]["prompt"])
     weak_ci = pooled_acc(weak["bt"], weak_prompts)
     pooled = comp["arms"]["metarm"]["pooled_difference"]
-    if weak_ci["low"] <= 0.5:
-        verdict = "inconclusive: BT learned nothing in distribution (held-out weak pairs at chance)"
-    elif pooled["low"] > 0:
-        verdict = "reproduced"
-    elif comp["baseline_accuracy"]["estimate"] >= 0.95:
-        verdict = "inconclusive (ceiling: BT >= 0.95 on the strong-model test, less headroom than the detectable gain)"
-    elif pooled["high"] < 0.02:
-        verdict = "not reproduced in this setting"
-    else:
-        verdict = "inconclusive (interval too wide)"
+    verdict = metarm_verdict(weak_ci, pooled, comp["baseline_accuracy"]["estimate"])
     res = {"command": " ".join(["python benchmarks/fidelity_metarm.py"] + sys.argv[1:]), "facts": prep["facts"],
            "setting": {"model": args.model, "max_length": args.max_length, "epochs": args.epochs,
                        "max_steps": args.max_steps, "seeds": seeds, "eta_grid": args.eta_grid, "pilot_seed": PILOT_SEED,
@@ -301,6 +292,22 @@ def main() -> None:
            "meta_J": js, "verdict": verdict}
     write_results("fidelity_metarm", res, markdown(res), args.results_dir)
     print(json.dumps({"eta": eta_star, "pooled": pooled, "verdict": verdict}, indent=2))
+
+
+def metarm_verdict(weak_bt: dict, pooled: dict, bt_test_accuracy: float) -> str:
+    """The rule of the docstring, fixed before the run, in its order: BT's held-out weak-pair
+    accuracy interval reaching down to 0.5 (at chance, or below it) means nothing was learned to
+    keep; then *reproduced* if the pooled MetaRM - BT interval lies above 0; *ceiling* if BT is at
+    >= 0.95 on the strong-model test; *not reproduced* if the interval's high end is below +0.02."""
+    if weak_bt["low"] <= 0.5:
+        return "inconclusive: BT learned nothing in distribution (held-out weak pairs at chance)"
+    if pooled["low"] > 0:
+        return "reproduced"
+    if bt_test_accuracy >= 0.95:
+        return "inconclusive (ceiling: BT >= 0.95 on the strong-model test, less headroom than the detectable gain)"
+    if pooled["high"] < 0.02:
+        return "not reproduced in this setting"
+    return "inconclusive (interval too wide)"
 
 
 def markdown(res: dict) -> str:

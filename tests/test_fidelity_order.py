@@ -162,3 +162,42 @@ def test_focal_grpo_markdown_shows_holm_adjusted_per_seed_p_values():
     md = focal_grpo.markdown(res, "cmd")
     assert "| 0 | 0.500 | 0.450 | +0.050 [+0.000, +0.100] | 0.01 (0.03) |" in md
     assert "| 1 | 0.500 | 0.450 | +0.050 [+0.000, +0.100] | 0.04 (0.06) |" in md
+
+
+strength = _load("fidelity_strength")
+metarm = _load("fidelity_metarm")
+
+
+def _det(weak_precision, weak_low, weak_high, strong_precision, base=0.2):
+    return {"weakest_10": {"precision": weak_precision, "interval": {"low": weak_low, "high": weak_high}},
+            "strongest_10": {"precision": strong_precision}, "weakest_20": {"base_rate": base}}
+
+
+def _arms(**pooled):
+    return {"arms": {arm: {"pooled_difference": d} for arm, d in pooled.items()}}
+
+
+def test_strength_verdicts_follow_the_stated_rule():
+    lost = _arms(clean={"estimate": 0.04, "low": 0.01, "high": 0.07})  # the swaps cost 4 points
+    rec = _arms(flip20={"estimate": 0.02, "low": 0.001, "high": 0.04, "reject": True},  # half the gap, significant
+                margin={"estimate": 0.019, "low": 0.001, "high": 0.04, "reject": True})  # just under half
+    v = strength.verdicts(_det(0.55, 0.46, 0.63, 0.04), rec, lost)
+    assert v["detection"] == "reproduced"
+    assert v["flip20"].startswith("reproduced") and v["margin"] == "not reproduced in this setting"
+    assert strength.verdicts(_det(0.55, 0.46, 0.63, 0.06), rec, lost)["detection"].startswith("partly")
+    assert strength.verdicts(_det(0.28, 0.21, 0.36, 0.1), rec, lost)["detection"].startswith("partly")
+    assert strength.verdicts(_det(0.25, 0.18, 0.33, 0.1), rec, lost)["detection"].startswith("refuted")
+    no_cost = _arms(clean={"estimate": 0.01, "low": -0.01, "high": 0.03})
+    assert strength.verdicts(_det(0.25, 0.18, 0.33, 0.1), rec, no_cost)["flip20"].startswith("untestable")
+    unsure = _arms(flip20={"estimate": 0.03, "low": -0.001, "high": 0.06, "reject": False})
+    assert strength.verdicts(_det(0.25, 0.18, 0.33, 0.1), unsure, lost)["flip20"] == "not reproduced in this setting"
+
+
+def test_metarm_verdict_follows_the_stated_rule():
+    learned = {"low": 0.55, "high": 0.7}
+    assert metarm.metarm_verdict({"low": 0.49, "high": 0.6}, {"low": 0.01, "high": 0.05}, 0.8).startswith(
+        "inconclusive: BT learned nothing")
+    assert metarm.metarm_verdict(learned, {"low": 0.001, "high": 0.05}, 0.97) == "reproduced"
+    assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.01}, 0.95).startswith("inconclusive (ceiling")
+    assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.019}, 0.9) == "not reproduced in this setting"
+    assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.02}, 0.9) == "inconclusive (interval too wide)"
