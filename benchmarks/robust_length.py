@@ -255,6 +255,18 @@ def gap_of(correct: np.ndarray, side: np.ndarray, rows: np.ndarray) -> float:
     return float(c[s > 0].mean() - c[s < 0].mean())
 
 
+def goal(ratio: dict, diff: dict) -> str:
+    """Issue 23's goal: halve the longer/shorter gap (gap ratio arm / BT <= 0.5) at a cost of at most
+    1 point of held-out accuracy (arm - BT >= -0.01). *shown* when the ratio's interval lies at or
+    below 0.5 and the accuracy difference's at or above -0.01; *met (point estimates)* when only the
+    estimates do; else *not met*."""
+    if ratio["high"] is not None and ratio["high"] <= 0.5 and diff["low"] >= -0.01:
+        return "shown"
+    if ratio["estimate"] <= 0.5 and diff["estimate"] >= -0.01:
+        return "met (point estimates)"
+    return "not met"
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")  # a resample where BT has no gap has no ratio (left out, counted)
 
@@ -326,12 +338,10 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
             if vals:
                 sec_diff[k] = t_interval(vals)
         seed_diff = t_interval([r["difference"] for r in per_seed])
-        met = ratio["estimate"] <= 0.5 and diff["estimate"] >= -0.01
-        shown = ratio["high"] is not None and ratio["high"] <= 0.5 and diff["low"] >= -0.01
         out["vs_bt"][arm] = {"accuracy_difference_pooled": {k: diff[k] for k in ("estimate", "low", "high", "p_value", "method")},
                              "accuracy_difference_over_seeds": seed_diff, "per_seed": per_seed,
                              "gap_ratio": ratio, "gap_change": gap_change, "suite_section_difference": sec_diff,
-                             "goal": "shown" if shown else "met (point estimates)" if met else "not met"}
+                             "goal": goal(ratio, diff)}
     holm = stats.holm(pvals)  # a mapping in, dicts out
     for arm in pvals:
         out["vs_bt"][arm]["accuracy_difference_pooled"].update(p_holm=holm["p_adjusted"][arm], reject=holm["reject"][arm])

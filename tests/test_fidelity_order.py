@@ -201,3 +201,15 @@ def test_metarm_verdict_follows_the_stated_rule():
     assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.01}, 0.95).startswith("inconclusive (ceiling")
     assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.019}, 0.9) == "not reproduced in this setting"
     assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.02}, 0.9) == "inconclusive (interval too wide)"
+
+
+robust = _load("robust_length")
+
+
+def test_robust_length_goal_halves_the_gap_at_a_cost_of_at_most_one_point():
+    assert robust.goal({"estimate": 0.3, "high": 0.5}, {"estimate": 0.0, "low": -0.01}) == "shown"
+    assert robust.goal({"estimate": 0.3, "high": 0.51}, {"estimate": 0.0, "low": -0.01}) == "met (point estimates)"
+    assert robust.goal({"estimate": 0.3, "high": None}, {"estimate": 0.0, "low": -0.01}) == "met (point estimates)"
+    assert robust.goal({"estimate": 0.3, "high": 0.4}, {"estimate": -0.005, "low": -0.02}) == "met (point estimates)"
+    assert robust.goal({"estimate": 0.3, "high": 0.4}, {"estimate": -0.011, "low": -0.03}) == "not met"  # costs > 1 point
+    assert robust.goal({"estimate": 0.51, "high": 0.6}, {"estimate": 0.01, "low": 0.0}) == "not met"  # gap not halved
