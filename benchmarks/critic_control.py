@@ -249,7 +249,27 @@ def main() -> None:
         result["critique_alone"][arm] = {
             "accuracy_tie_half": {str(s): float(by_seed[s].mean()) for s in seeds},
             "arm_minus_critique_alone": {k: d[k] for k in ("estimate", "low", "high", "p_value")}}
+    result["verdicts"] = control_verdicts(*_verdict_inputs(result))
     write_results("critic_control", result, markdown(result), args.results_dir)
+
+
+def _verdict_inputs(r: dict) -> tuple[dict, dict, dict]:
+    pos = r["vs_bt"]["arms"].get("critic_q08", {}).get("pooled_difference", {})
+    neg = r["vs_bt"]["arms"].get("critic_q05", {}).get("pooled_difference", {})
+    add = r["critique_alone"].get("critic_q08", {}).get("arm_minus_critique_alone", {})
+    return pos, neg, add
+
+
+def control_verdicts(pos: dict, neg: dict, add: dict) -> dict:
+    """The rules of the docstring, fixed before the run. ``pos``/``neg``: pooled Critic-RM(q = 0.8 /
+    0.5) − BT (interval, Holm ``reject``); ``add``: Critic-RM(q = 0.8) − the critique alone. {} when
+    an arm is missing (a partial run)."""
+    if not (pos and neg and add):
+        return {}
+    return {"positive_control": "passes" if pos["low"] > 0 and pos.get("reject") else "does not pass",
+            "adds_to_critique": add["low"] > 0,
+            "negative_control": ("cost accuracy" if neg["high"] < 0 else "gain accuracy (unexpected)"
+                                 if neg["low"] > 0 else "cost nothing detectable")}
 
 
 def markdown(r: dict) -> str:
@@ -283,19 +303,16 @@ def markdown(r: dict) -> str:
     for arm, a in r["critique_alone"].items():
         d = a["arm_minus_critique_alone"]
         lines.append(f"| {names[arm]} | {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] |")
-    pos = v["arms"].get("critic_q08", {}).get("pooled_difference", {})
-    neg = v["arms"].get("critic_q05", {}).get("pooled_difference", {})
-    add = r["critique_alone"].get("critic_q08", {}).get("arm_minus_critique_alone", {})
-    if pos and neg and add:
+    pos, neg, add = _verdict_inputs(r)
+    verdicts = control_verdicts(pos, neg, add)
+    if verdicts:
         lines += ["", "Verdicts by the rules stated before the run:",
-                  f"- positive control: **{'passes' if pos['low'] > 0 and pos.get('reject') else 'does not pass'}** "
+                  f"- positive control: **{verdicts['positive_control']}** "
                   f"(Critic-RM with q = 0.8 critiques − BT {pos['estimate']:+.3f} [{pos['low']:+.3f}, {pos['high']:+.3f}]);",
-                  f"- the joint model {'**adds**' if add['low'] > 0 else 'does **not** detectably add'} to what the critique "
-                  f"alone says ({add['estimate']:+.3f} [{add['low']:+.3f}, {add['high']:+.3f}]);",
-                  "- negative control: uninformative critiques "
-                  + ("**cost accuracy**" if neg["high"] < 0 else "gain accuracy (unexpected)" if neg["low"] > 0
-                     else "cost nothing detectable")
-                  + f" ({neg['estimate']:+.3f} [{neg['low']:+.3f}, {neg['high']:+.3f}])."]
+                  f"- the joint model {'**adds**' if verdicts['adds_to_critique'] else 'does **not** detectably add'} to "
+                  f"what the critique alone says ({add['estimate']:+.3f} [{add['low']:+.3f}, {add['high']:+.3f}]);",
+                  f"- negative control: uninformative critiques **{verdicts['negative_control']}** "
+                  f"({neg['estimate']:+.3f} [{neg['low']:+.3f}, {neg['high']:+.3f}])."]
     return "\n".join(lines) + "\n"
 
 

@@ -213,3 +213,17 @@ def test_robust_length_goal_halves_the_gap_at_a_cost_of_at_most_one_point():
     assert robust.goal({"estimate": 0.3, "high": 0.4}, {"estimate": -0.005, "low": -0.02}) == "met (point estimates)"
     assert robust.goal({"estimate": 0.3, "high": 0.4}, {"estimate": -0.011, "low": -0.03}) == "not met"  # costs > 1 point
     assert robust.goal({"estimate": 0.51, "high": 0.6}, {"estimate": 0.01, "low": 0.0}) == "not met"  # gap not halved
+
+
+def test_critic_control_verdicts_follow_the_stated_rules():
+    pos = {"estimate": 0.05, "low": 0.01, "high": 0.09, "reject": True}
+    neg = {"estimate": -0.03, "low": -0.06, "high": -0.001}
+    add = {"estimate": 0.02, "low": 0.001, "high": 0.04}
+    v = control.control_verdicts(pos, neg, add)
+    assert v == {"positive_control": "passes", "adds_to_critique": True, "negative_control": "cost accuracy"}
+    assert control.control_verdicts({**pos, "reject": False}, neg, add)["positive_control"] == "does not pass"
+    assert control.control_verdicts({**pos, "low": -0.001}, neg, add)["positive_control"] == "does not pass"
+    assert control.control_verdicts(pos, {**neg, "high": 0.01}, add)["negative_control"] == "cost nothing detectable"
+    assert control.control_verdicts(pos, {**neg, "low": 0.001, "high": 0.02}, add)["negative_control"].startswith("gain")
+    assert control.control_verdicts(pos, neg, {**add, "low": 0.0})["adds_to_critique"] is False
+    assert control.control_verdicts(pos, {}, add) == {}  # a partial run states no verdict
