@@ -27,6 +27,13 @@ Design, fixed before the run:
 - Goal (issue 23): halve the longer/shorter gap at a cost of at most 1 point of held-out accuracy.
   "met" when the point estimates satisfy both (ratio ≤ 0.5, difference ≥ −0.01); "shown" when the
   intervals do (ratio's upper bound ≤ 0.5, difference's lower bound ≥ −0.01). Said as it comes out.
+- Secondary, added after the first seed's four cells were seen (so not pre-stated; reported beside
+  the primary, never instead of it): the gap *within* data sets (``within_gap``: Mantel-Haenszel
+  weights) and |Spearman| within data sets. Seed 0 showed why: the held-out AlpacaEval pairs are
+  easy and mostly chosen-longer (1,146 of 1,295), the HH pairs hard and mostly chosen-shorter
+  (422 of 726), so the pooled gap and the pooled Spearman mix data-set difficulty with length
+  (ODIN's quality head: pooled |Spearman| 0.05, yet +0.42 within AlpacaEval and a pooled gap as
+  large as BT's).
 
 Power (written before the run; ``--power`` prints it from these sizes). n = 2,360 held-out pairs.
 Accuracy difference, arm − BT: a seed's paired difference has SD √(q/n) with q the discordant
@@ -243,8 +250,16 @@ def held_out_metrics(correct: np.ndarray, rewards: np.ndarray, lengths: np.ndarr
         m = datasets == ds
         r2 = np.concatenate([rewards[:half][m], rewards[half:][m]])
         l2 = np.concatenate([lengths[:half][m], lengths[half:][m]])
+        longer, shorter = m & (side > 0), m & (side < 0)
         out["by_dataset"][ds] = {"n": int(m.sum()), "accuracy": float(correct[m].mean()),
-                                 "spearman_reward_length": float(st.spearmanr(r2, l2).statistic)}
+                                 "spearman_reward_length": float(st.spearmanr(r2, l2).statistic),
+                                 "n_longer": int(longer.sum()), "n_shorter": int(shorter.sum()),
+                                 "accuracy_chosen_longer": float(correct[longer].mean()) if longer.any() else None,
+                                 "accuracy_chosen_shorter": float(correct[shorter].mean()) if shorter.any() else None}
+    # secondary, added after the first seed's cells showed the pooled gap mixing data sets (docstring)
+    out["gap_within_datasets"] = within_gap(correct, side, datasets)
+    out["abs_spearman_within_datasets"] = float(sum(v["n"] * abs(v["spearman_reward_length"])
+                                                    for v in out["by_dataset"].values()) / len(correct))
     return out
 
 
@@ -253,6 +268,26 @@ def gap_of(correct: np.ndarray, side: np.ndarray, rows: np.ndarray) -> float:
     if not (s > 0).any() or not (s < 0).any():
         return float("nan")
     return float(c[s > 0].mean() - c[s < 0].mean())
+
+
+def within_gap(correct: np.ndarray, side: np.ndarray, datasets: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """The longer - shorter accuracy gap *within* data sets, pooled with Mantel-Haenszel weights
+    (the risk-difference form: w_d = n_L n_S / (n_L + n_S), data set d's pairs with the chosen
+    longer n_L and shorter n_S): a gap that mixing data sets cannot make. The pooled gap can: when
+    one set is easy and mostly chosen-longer (AlpacaEval here) and another hard and mostly
+    chosen-shorter (HH), a reward blind to length still shows a pooled gap. Sets without both
+    kinds of pair are left out; nan when none is left."""
+    rows = np.arange(len(correct)) if rows is None else rows
+    c, s, d = correct[rows], side[rows], datasets[rows]
+    num = den = 0.0
+    for ds in np.unique(d):
+        m = d == ds
+        n_l, n_s = int((s[m] > 0).sum()), int((s[m] < 0).sum())
+        if n_l and n_s:
+            w = n_l * n_s / (n_l + n_s)
+            num += w * (c[m & (s > 0)].mean() - c[m & (s < 0)].mean())
+            den += w
+    return float(num / den) if den else float("nan")
 
 
 def goal(ratio: dict, diff: dict) -> str:
@@ -312,6 +347,8 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
             "suite_sections": {k: t_interval([c["suite"]["sections"][k]["score"] for c in cells
                                               if k in (c["suite"]["sections"] or {})]) for k in sections},
             "suite_overall": t_interval([c["suite"]["overall"] for c in cells]),
+            "gap_within_datasets": t_interval([c["gap_within_datasets"] for c in cells]),
+            "abs_spearman_within_datasets": t_interval([c["abs_spearman_within_datasets"] for c in cells]),
         }
     pooled = {arm: np.mean([correct[f"{arm}_s{s}"] for s in seeds], axis=0) for arm in ARMS}
     pvals = {}
@@ -330,6 +367,9 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
                                                                abs(gap_of(pooled["bt"], side, rows))), prompts)
         gap_change = cluster_bootstrap(lambda rows, arm=arm: gap_of(pooled[arm], side, rows) -
                                        gap_of(pooled["bt"], side, rows), prompts)
+        ratio_within = cluster_bootstrap(lambda rows, arm=arm: _ratio(abs(within_gap(pooled[arm], side, datasets, rows)),
+                                                                      abs(within_gap(pooled["bt"], side, datasets, rows))),
+                                         prompts)
         sec_diff = {}
         for k in out["arms"]["bt"]["suite_sections"]:
             vals = [per_cell[f"{arm}_s{s}"]["suite"]["sections"][k]["score"] -
@@ -341,7 +381,8 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
         out["vs_bt"][arm] = {"accuracy_difference_pooled": {k: diff[k] for k in ("estimate", "low", "high", "p_value", "method")},
                              "accuracy_difference_over_seeds": seed_diff, "per_seed": per_seed,
                              "gap_ratio": ratio, "gap_change": gap_change, "suite_section_difference": sec_diff,
-                             "goal": goal(ratio, diff)}
+                             "goal": goal(ratio, diff),
+                             "secondary_within_datasets": {"gap_ratio": ratio_within, "goal": goal(ratio_within, diff)}}
     holm = stats.holm(pvals)  # a mapping in, dicts out
     for arm in pvals:
         out["vs_bt"][arm]["accuracy_difference_pooled"].update(p_holm=holm["p_adjusted"][arm], reject=holm["reject"][arm])
@@ -377,6 +418,16 @@ def markdown(out: dict) -> str:
         d = v["accuracy_difference_pooled"]
         lines.append(f"| {arm} | {_ci(d)} | {d.get('p_holm', float('nan')):.3g} | {_ci(v['accuracy_difference_over_seeds'])} | "
                      f"{_ci(v['gap_ratio'], False)} | {v['goal']} |")
+    lines += ["", "Secondary (added after the first seed's cells; not the goal's pre-stated measure): the gap "
+              "*within* data sets (Mantel-Haenszel-weighted longer - shorter difference over HH, AlpacaEval, "
+              "PandaLM) and the mean abs Spearman within data sets, since the pooled gap and Spearman also "
+              "reflect which data sets are easy and which are mostly chosen-longer.", "",
+              "| arm | gap within data sets, points | abs Spearman within data sets | within-gap ratio vs BT | goal on it |",
+              "|---|---|---|---|---|"]
+    for arm, a in out["arms"].items():
+        sec = out["vs_bt"].get(arm, {}).get("secondary_within_datasets")
+        lines.append(f"| {arm} | {_ci(a['gap_within_datasets'])} | {_ci(a['abs_spearman_within_datasets'], False)} | "
+                     + (f"{_ci(sec['gap_ratio'], False)} | {sec['goal']} |" if sec else "- | - |"))
     sections = sorted({k for a in out["arms"].values() for k in a["suite_sections"]})
     lines += ["", "Shared suite by section (training prompts removed from its files), mean over seeds:", "",
               "| arm | " + " | ".join(sections) + " |", "|---|" + "---|" * len(sections)]

@@ -227,3 +227,22 @@ def test_critic_control_verdicts_follow_the_stated_rules():
     assert control.control_verdicts(pos, {**neg, "low": 0.001, "high": 0.02}, add)["negative_control"].startswith("gain")
     assert control.control_verdicts(pos, neg, {**add, "low": 0.0})["adds_to_critique"] is False
     assert control.control_verdicts(pos, {}, add) == {}  # a partial run states no verdict
+
+
+def test_robust_length_within_gap_pools_per_dataset_gaps_with_mantel_haenszel_weights():
+    import numpy as np
+
+    # set a: 2 longer (1 right), 2 shorter (0 right): gap 0.5, w = 2*2/4 = 1
+    # set b: 3 longer (3 right), 1 shorter (1 right): gap 0.0, w = 3*1/4 = 0.75; a tie is ignored
+    # set c: longer only: left out
+    correct = np.array([1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1], float)
+    side = np.array([1, 1, -1, -1, 1, 1, 1, -1, 0, 1, 1])
+    datasets = np.array(["a"] * 4 + ["b"] * 5 + ["c"] * 2)
+    assert robust.within_gap(correct, side, datasets) == pytest.approx((1 * 0.5 + 0.75 * 0.0) / 1.75)
+    # a length-blind reward on mixed sets: no gap within either set, a large pooled one
+    correct = np.array([1] * 9 + [1] * 1 + [0] * 5 + [0] * 5)  # easy set all right, hard set all wrong
+    side = np.array([1] * 9 + [-1] * 1 + [1] * 1 + [-1] * 4 + [1] * 1 + [-1] * 4)
+    datasets = np.array(["easy"] * 10 + ["hard"] * 10)
+    assert robust.within_gap(correct, side, datasets) == 0.0
+    assert robust.gap_of(correct, side, np.arange(20)) > 0.5
+    assert np.isnan(robust.within_gap(correct, side, datasets, rows=np.arange(9)))  # no shorter pair left
