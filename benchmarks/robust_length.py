@@ -167,8 +167,9 @@ def score_cell(work: Path, files: dict, cell: str, args) -> dict:
     print(f"scoring {cell}", flush=True)
     test = load_preferences(files["test"])
     rm = RewardModel.from_pretrained(work / cell / "model")
+    odin = "odin" in ARMS[cell.rsplit("_s", 1)[0]]
     t0 = time.perf_counter()
-    s = rm.score_pairs(test, batch_size=32)
+    s = rm.score_pairs(test, batch_size=32, return_features=odin)  # ODIN: the length head reads the features
     held_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     ev = evaluate([rm], suite="shared", data_root=files["suite_root"], max_pairs_per_subset=args.suite_pairs,
@@ -183,9 +184,52 @@ def score_cell(work: Path, files: dict, cell: str, args) -> dict:
     out["train"] = {k: summary.get(k) for k in ("steps", "n_train", "train_seconds", "pairs_per_second")}
     if "length_balance" in summary.get("data", {}):
         out["train"]["length_balance"] = summary["data"]["length_balance"]
+    if odin:
+        out.update(_length_head_rewards(work / cell / "model", s))
     out["test_sha256"] = _sha256(files["test"])
     write_atomic(cache, json.dumps(out))
     return out
+
+
+def _length_head_rewards(model_dir: Path, scored: dict) -> dict:
+    """ODIN's length head r_L on the held-out responses' features (the diagnostic of the quality
+    head plus the length head: the reward ODIN was trained on)."""
+    import torch
+
+    from rewardlab.models.odin import load_length_head
+
+    head = load_length_head(model_dir)
+    with torch.no_grad():
+        r = {side: head(torch.as_tensor(scored[f"features_{side}"], dtype=head.weight.dtype)).squeeze(-1).tolist()
+             for side in ("chosen", "rejected")}
+    return {"length_reward_chosen": r["chosen"], "length_reward_rejected": r["rejected"]}
+
+
+def backfill_length_rewards(work: Path, files: dict, cells: list[str], args) -> list[str]:
+    """Add r_L to the records of ODIN cells scored before it was recorded, where the trained model
+    is still under ``work`` (a record without it, and without its model, keeps no diagnostic: the
+    analysis says so). Returns the cells backfilled."""
+    from rewardlab.data import load_preferences
+    from rewardlab.models.reward_model import RewardModel
+
+    done = []
+    for cell in cells:
+        path = Path(args.cells) / f"{cell}.json"
+        if "odin" not in ARMS[cell.rsplit("_s", 1)[0]] or not path.is_file():
+            continue
+        rec = json.loads(path.read_text())
+        model_dir = work / cell / "model"
+        if "length_reward_chosen" in rec or not model_dir.is_dir() or rec.get("test_sha256") != _sha256(files["test"]):
+            continue
+        print(f"length head of {cell} (backfill)", flush=True)
+        rm = RewardModel.from_pretrained(model_dir)
+        scored = rm.score_pairs(load_preferences(files["test"]), batch_size=32, return_features=True)
+        if not np.allclose(scored["reward_chosen"], rec["reward_chosen"], atol=1e-4):
+            raise SystemExit(f"{path}: reward_chosen: the model under {model_dir} does not give the recorded rewards")
+        rec.update(_length_head_rewards(model_dir, scored))
+        write_atomic(path, json.dumps(rec))
+        done.append(cell)
+    return done
 
 
 def _sha256(path) -> str:
@@ -329,6 +373,12 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
         per_cell[cell] = held_out_metrics(correct[cell], np.concatenate([rc, rr]), lengths, side, prompts, datasets)
         per_cell[cell]["suite"] = s["suite"]
         per_cell[cell]["train"] = s["train"]
+        if "length_reward_chosen" in s:  # ODIN: the quality head plus the length head, the trained reward
+            lc, lr = np.asarray(s["length_reward_chosen"]), np.asarray(s["length_reward_rejected"])
+            summed = ((rc + lc) > (rr + lr)).astype(float)
+            per_cell[cell]["sum_of_heads"] = {"accuracy": stats.accuracy_interval(summed, clusters=prompts, seed=0),
+                                              "minus_quality_head": stats.paired_bootstrap_difference(
+                                                  summed, correct[cell], clusters=prompts, seed=0)}
     out: dict = {"design": {"seeds": seeds, "arms": list(ARMS), "n_test": len(test), "test_longer": int((side > 0).sum()),
                             "test_shorter": int((side < 0).sum()), "test_ties": int((side == 0).sum()),
                             "max_train_pairs": args.max_train_pairs, "epochs": args.epochs, "max_steps": args.max_steps,
@@ -428,6 +478,19 @@ def markdown(out: dict) -> str:
         sec = out["vs_bt"].get(arm, {}).get("secondary_within_datasets")
         lines.append(f"| {arm} | {_ci(a['gap_within_datasets'])} | {_ci(a['abs_spearman_within_datasets'], False)} | "
                      + (f"{_ci(sec['gap_ratio'], False)} | {sec['goal']} |" if sec else "- | - |"))
+    odin_cells = {c: v["sum_of_heads"] for c, v in out["cells"].items() if "sum_of_heads" in v}
+    missing = [c for c in out["cells"] if c.rsplit("_s", 1)[0] in ("odin", "both") and c not in odin_cells]
+    if odin_cells or missing:
+        lines += ["", "Diagnostic (secondary): ODIN's reward is the quality head alone; the sum of its quality and "
+                  "length heads is what the preference loss trained. Held-out accuracy, cluster bootstrap over "
+                  "prompts; sum − quality head paired:", "",
+                  "| cell | quality head % | quality + length head % | sum − quality, points |", "|---|---|---|---|"]
+        for c, v in odin_cells.items():
+            lines.append(f"| {c} | {_ci(out['cells'][c]['accuracy'])} | {_ci(v['accuracy'])} | "
+                         f"{_ci(v['minus_quality_head'])} |")
+        if missing:
+            lines.append(f"\nNo length-head rewards recorded for {', '.join(missing)} (scored before they were recorded, "
+                         "model no longer on disk).")
     sections = sorted({k for a in out["arms"].values() for k in a["suite_sections"]})
     lines += ["", "Shared suite by section (training prompts removed from its files), mean over seeds:", "",
               "| arm | " + " | ".join(sections) + " |", "|---|" + "---|" * len(sections)]
@@ -543,6 +606,7 @@ def main() -> None:
                 continue  # recorded: trained and scored (perhaps on another machine)
             train_cell(args.work, cell, config(files, arm, seed, args))
             score_cell(args.work, files, cell, args)
+    backfill_length_rewards(args.work, files, [f"{arm}_s{seed}" for seed in seeds for arm in ARMS], args)
     res = analyse(args.work, files, seeds, args)
     print(json.dumps({arm: {k: res["vs_bt"][arm][k] for k in ("accuracy_difference_pooled", "gap_ratio", "goal")}
                       for arm in res["vs_bt"]}, indent=2))
