@@ -33,7 +33,10 @@ Design, fixed before the run:
   easy and mostly chosen-longer (1,146 of 1,295), the HH pairs hard and mostly chosen-shorter
   (422 of 726), so the pooled gap and the pooled Spearman mix data-set difficulty with length
   (ODIN's quality head: pooled |Spearman| 0.05, yet +0.42 within AlpacaEval and a pooled gap as
-  large as BT's).
+  large as BT's). And a diagnostic of ODIN's cost: the accuracy of its quality plus length head
+  (the reward its preference loss trained) beside the quality head's, from the length head's
+  held-out rewards kept in ODIN cells' records (``backfill_length_rewards`` adds them to records
+  scored before, from the model when it is still on disk).
 
 Power (written before the run; ``--power`` prints it from these sizes). n = 2,360 held-out pairs.
 Accuracy difference, arm − BT: a seed's paired difference has SD √(q/n) with q the discordant
@@ -67,7 +70,7 @@ about 14 min of scoring a model: about 35 min a cell, 7 hours in all.
 Resumable and checkpointed, cell by cell: each (arm, seed) is a ``rewardlab train`` run under
 ``--work``; a run with ``summary.json`` is done, one with checkpoints resumes (``--resume``). Each
 model is scored as soon as it is trained, and its record (held-out rewards, suite sections, the
-training summary's numbers; about 100 KB) goes to ``--cells`` (``benchmarks/results/
+training summary's numbers; about 100 KB, 200 KB with ODIN's length-head rewards) goes to ``--cells`` (``benchmarks/results/
 robust_length_cells``), which is committed as cells finish: a machine that is replaced between
 sessions loses at most the cell in progress, since a cell with a record is not trained again. The
 analysis runs when every cell has its record. Run it niced in the background:

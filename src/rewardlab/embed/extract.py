@@ -40,8 +40,8 @@ import torch
 from rewardlab.errors import ConfigError
 from rewardlab.models import backbone
 from rewardlab.models.locate import resolve
-from rewardlab.runinfo import files_fingerprint
 from rewardlab.models.inputs import OVERLENGTH_POLICIES, RENDER_MODES, Encoded, encode, pad_batch
+from rewardlab.runinfo import files_fingerprint
 
 log = logging.getLogger(__name__)
 
