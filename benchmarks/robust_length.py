@@ -215,18 +215,19 @@ def backfill_length_rewards(work: Path, files: dict, cells: list[str], args) -> 
     from rewardlab.data import load_preferences
     from rewardlab.models.reward_model import RewardModel
 
-    done = []
+    done, sha, test = [], _sha256(files["test"]), None
     for cell in cells:
         path = Path(args.cells) / f"{cell}.json"
         if "odin" not in ARMS[cell.rsplit("_s", 1)[0]] or not path.is_file():
             continue
         rec = json.loads(path.read_text())
         model_dir = work / cell / "model"
-        if "length_reward_chosen" in rec or not model_dir.is_dir() or rec.get("test_sha256") != _sha256(files["test"]):
+        if "length_reward_chosen" in rec or not model_dir.is_dir() or rec.get("test_sha256") != sha:
             continue
         print(f"length head of {cell} (backfill)", flush=True)
+        test = test if test is not None else load_preferences(files["test"])
         rm = RewardModel.from_pretrained(model_dir)
-        scored = rm.score_pairs(load_preferences(files["test"]), batch_size=32, return_features=True)
+        scored = rm.score_pairs(test, batch_size=32, return_features=True)
         if not np.allclose(scored["reward_chosen"], rec["reward_chosen"], atol=1e-4):
             raise SystemExit(f"{path}: reward_chosen: the model under {model_dir} does not give the recorded rewards")
         rec.update(_length_head_rewards(model_dir, scored))
