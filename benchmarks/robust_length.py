@@ -236,6 +236,16 @@ def backfill_length_rewards(work: Path, files: dict, cells: list[str], args) -> 
     return done
 
 
+def check_records(records: dict[str, dict], sha: str, files: dict, args) -> None:
+    """Every record was scored on this held-out file (its ``test_sha256``), or exit naming the
+    record: run before any training, so that a record scored on other pairs stops the run at once,
+    not at the analysis hours later."""
+    for cell, rec in records.items():
+        if rec.get("test_sha256") != sha:
+            raise SystemExit(f"{args.cells}/{cell}.json: test_sha256: scored on other held-out pairs than "
+                             f"{files['test']}; remove the record to score it again")
+
+
 def _sha256(path) -> str:
     import hashlib
 
@@ -366,12 +376,9 @@ def analyse(work: Path, files: dict, seeds: list[int], args) -> dict:
     lengths = np.asarray([response_length(x) for x in list(test["chosen"]) + list(test["rejected"])], dtype=float)
     datasets = np.asarray([str(s).split("/", 1)[0] for s in test["source"]])
     scores = {f"{arm}_s{seed}": score_cell(work, files, f"{arm}_s{seed}", args) for seed in seeds for arm in ARMS}
+    check_records(scores, _sha256(files["test"]), files, args)
     correct, per_cell = {}, {}
-    sha = _sha256(files["test"])
     for cell, s in scores.items():
-        if s.get("test_sha256") != sha:
-            raise SystemExit(f"{args.cells}/{cell}.json: test_sha256: scored on other held-out pairs than "
-                             f"{files['test']}; remove the record to score it again")
         rc, rr = np.asarray(s["reward_chosen"]), np.asarray(s["reward_rejected"])
         correct[cell] = (rc > rr).astype(float)  # a tie is wrong, as in eval
         per_cell[cell] = held_out_metrics(correct[cell], np.concatenate([rc, rr]), lengths, side, prompts, datasets)
@@ -603,6 +610,9 @@ def main() -> None:
         print(json.dumps(calibrate(args.work, files, args), indent=2))
         return
     seeds = list(range(args.seeds))
+    recorded = {p.stem: json.loads(p.read_text()) for p in
+                (Path(args.cells) / f"{arm}_s{seed}.json" for seed in seeds for arm in ARMS) if p.is_file()}
+    check_records(recorded, _sha256(files["test"]), files, args)
     for seed in seeds:  # seed-major: a finished seed is a usable paired comparison
         for arm in ARMS:
             cell = f"{arm}_s{seed}"

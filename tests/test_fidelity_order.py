@@ -246,3 +246,17 @@ def test_robust_length_within_gap_pools_per_dataset_gaps_with_mantel_haenszel_we
     assert robust.within_gap(correct, side, datasets) == 0.0
     assert robust.gap_of(correct, side, np.arange(20)) > 0.5
     assert np.isnan(robust.within_gap(correct, side, datasets, rows=np.arange(9)))  # no shorter pair left
+
+
+def test_robust_length_check_records_names_a_record_scored_on_other_pairs():
+    import types
+
+    import pytest
+
+    args = types.SimpleNamespace(cells="cells")
+    files = {"test": "test.jsonl"}
+    robust.check_records({"bt_s0": {"test_sha256": "abc"}}, "abc", files, args)  # same pairs: passes
+    with pytest.raises(SystemExit, match=r"cells/odin_s1\.json: test_sha256: scored on other held-out pairs"):
+        robust.check_records({"bt_s0": {"test_sha256": "abc"}, "odin_s1": {"test_sha256": "xyz"}}, "abc", files, args)
+    with pytest.raises(SystemExit, match=r"cells/bt_s0\.json: test_sha256"):
+        robust.check_records({"bt_s0": {}}, "abc", files, args)  # a record without the fingerprint
