@@ -66,7 +66,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import REPO, RESULTS, correct, fmt_ci, paired_arms, train_cell, write_atomic, write_results  # noqa: E402
+from fidelity_common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    correct,
+    fmt_ci,
+    paired_arms,
+    run_main,
+    train_cell,
+    write_atomic,
+    write_results,
+)
+
+from rewardlab.errors import DataError  # noqa: E402
 
 SALT = "critic-control"
 TAG = "[program-written critique]"
@@ -207,8 +219,8 @@ def main() -> None:
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     test_key = hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()
     if cache.setdefault("_test_sha256", test_key) != test_key:
-        raise SystemExit(f"{cache_path}: _test_sha256: recorded on other test pairs than this run's; "
-                         "move the file away to run again")
+        raise DataError("recorded on other test pairs than this run's; move the file away to run again",
+                        file=str(cache_path), field="_test_sha256")
     train_seconds = cache.setdefault("_train_seconds", {})
     acc: dict[str, dict[int, np.ndarray]] = {a: {} for a in ARMS}
     alone: dict[float, dict[int, np.ndarray]] = {}
@@ -317,4 +329,4 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,6 +21,20 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 
 
+def run_main(main) -> None:
+    """Run a benchmark's ``main()`` as rewardlab's commands run: bad input (a malformed data file,
+    a committed record made on other pairs, both ``RewardlabError``) ends it with one line on
+    stderr, naming the file and field, and exit status 2, without a traceback."""
+    from rewardlab.errors import RewardlabError
+
+    try:
+        main()
+    except RewardlabError as e:
+        print("error: " + "; ".join(line.strip() for line in str(e).splitlines() if line.strip()),
+              file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def write_config(work: Path, name: str, cfg: dict) -> Path:
     """``cfg`` as ``work/configs/NAME.yaml`` (rewritten each time: the same arguments give the same file)."""
     path = work / "configs" / f"{name}.yaml"
@@ -110,8 +124,11 @@ class ScoreCache:
         for k, t in tables.items():
             fp = table_fingerprint(t)
             if prints.setdefault(k, fp) != fp:
-                raise SystemExit(f"{self.path}: _tables.{k}: its scores were made on other pairs than this "
-                                 f"run's {k!r} table ({len(t)} pairs); move the file away to score again")
+                from rewardlab.errors import DataError
+
+                raise DataError(f"its scores were made on other pairs than this run's {k!r} table "
+                                f"({len(t)} pairs); move the file away to score again",
+                                file=str(self.path), field=f"_tables.{k}")
 
     def has(self, name: str, tables) -> bool:
         return all(k in self.data.get(name, {}) for k in tables)

@@ -92,6 +92,7 @@ from fidelity_common import (  # noqa: E402
     correct,
     fmt_ci,
     paired_arms,
+    run_main,
     write_results,
 )
 
@@ -353,4 +354,4 @@ def markdown(res: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

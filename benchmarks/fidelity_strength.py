@@ -81,6 +81,7 @@ from fidelity_common import (  # noqa: E402
     correct,
     fmt_ci,
     paired_arms,
+    run_main,
     write_results,
 )
 
@@ -326,4 +327,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -97,7 +97,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity_common import prompt_key as _prompt_key  # noqa: E402
-from fidelity_common import suite_copy_without, train_cell, write_atomic  # noqa: E402
+from fidelity_common import run_main, suite_copy_without, train_cell, write_atomic  # noqa: E402
+
+from rewardlab.errors import DataError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -229,7 +231,8 @@ def backfill_length_rewards(work: Path, files: dict, cells: list[str], args) -> 
         rm = RewardModel.from_pretrained(model_dir)
         scored = rm.score_pairs(test, batch_size=32, return_features=True)
         if not np.allclose(scored["reward_chosen"], rec["reward_chosen"], atol=1e-4):
-            raise SystemExit(f"{path}: reward_chosen: the model under {model_dir} does not give the recorded rewards")
+            raise DataError(f"the model under {model_dir} does not give the recorded rewards",
+                            file=str(path), field="reward_chosen")
         rec.update(_length_head_rewards(model_dir, scored))
         write_atomic(path, json.dumps(rec))
         done.append(cell)
@@ -242,8 +245,8 @@ def check_records(records: dict[str, dict], sha: str, files: dict, args) -> None
     not at the analysis hours later."""
     for cell, rec in records.items():
         if rec.get("test_sha256") != sha:
-            raise SystemExit(f"{args.cells}/{cell}.json: test_sha256: scored on other held-out pairs than "
-                             f"{files['test']}; remove the record to score it again")
+            raise DataError(f"scored on other held-out pairs than {files['test']}; remove the record to "
+                            "score it again", file=f"{args.cells}/{cell}.json", field="test_sha256")
 
 
 def _sha256(path) -> str:
@@ -627,4 +630,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

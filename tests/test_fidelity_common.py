@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from rewardlab.errors import DataError
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 _spec = importlib.util.spec_from_file_location("fidelity_common", BENCH / "fidelity_common.py")
@@ -76,6 +78,40 @@ def test_score_cache_cell_trains_only_cells_without_recorded_scores_and_refuses_
     again.cell("c0", {}, {"val": t, "test": t})  # a table it lacks: trained and scored
     assert trained == ["c0", "c0"] and again.has("c0", ["val", "test"])
     other = _table([("a", "x", "z"), ("b", "u", "v"), ("c", "p", "q")])
-    with pytest.raises(SystemExit, match=r"x_scores.json: _tables.val: .*other pairs"):
+    with pytest.raises(DataError, match=r"x_scores.json: field '_tables.val': .*other pairs"):
         common.ScoreCache(tmp_path / "w2", record).cell("c0", {}, {"val": other})
     assert common.table_fingerprint(t) != common.table_fingerprint(other)
+
+
+def test_run_main_turns_bad_input_into_one_stderr_line_and_exit_2(capsys):
+    import pytest
+
+    def stale():
+        raise DataError("made on other pairs\nmove it away", file="r.json", field="_tables.val")
+
+    with pytest.raises(SystemExit) as e:
+        common.run_main(stale)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: r.json: field '_tables.val': made on other pairs; move it away\n"
+
+    def bug():
+        raise KeyError("x")  # not bad input: a bug keeps its traceback
+
+    with pytest.raises(KeyError):
+        common.run_main(bug)
+    common.run_main(lambda: None)  # a run that ends well exits normally
+
+
+def test_a_benchmark_refuses_a_record_made_on_other_pairs_with_exit_2(tmp_path):
+    import subprocess
+
+    (tmp_path / "critic_control_scores.json").write_text('{"_test_sha256": "not this run\'s"}')
+    proc = subprocess.run([sys.executable, str(BENCH / "critic_control.py"), "--work", str(tmp_path / "w"),
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()
+    assert len(last) == 1 and "Traceback" not in proc.stderr
+    assert last[0].startswith(f"error: {tmp_path / 'critic_control_scores.json'}: field '_test_sha256': "
+                              "recorded on other test pairs")
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())  # nothing trained

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from rewardlab.errors import DataError
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -256,7 +258,7 @@ def test_robust_length_check_records_names_a_record_scored_on_other_pairs():
     args = types.SimpleNamespace(cells="cells")
     files = {"test": "test.jsonl"}
     robust.check_records({"bt_s0": {"test_sha256": "abc"}}, "abc", files, args)  # same pairs: passes
-    with pytest.raises(SystemExit, match=r"cells/odin_s1\.json: test_sha256: scored on other held-out pairs"):
+    with pytest.raises(DataError, match=r"cells/odin_s1\.json: field 'test_sha256': scored on other held-out pairs"):
         robust.check_records({"bt_s0": {"test_sha256": "abc"}, "odin_s1": {"test_sha256": "xyz"}}, "abc", files, args)
-    with pytest.raises(SystemExit, match=r"cells/bt_s0\.json: test_sha256"):
+    with pytest.raises(DataError, match=r"cells/bt_s0\.json: field 'test_sha256'"):
         robust.check_records({"bt_s0": {}}, "abc", files, args)  # a record without the fingerprint
