@@ -150,9 +150,9 @@ class ScoreCache:
 
     def cell(self, name: str, cfg: dict, tables: dict, batch_size: int = 32) -> dict[str, np.ndarray]:
         """The diffs of cell ``name`` on ``tables``, training it (``train_cell``) only when some
-        table has no scores yet."""
+        table has no scores yet; a record made on other pairs stops it before it trains."""
+        self._check(tables)
         if self.has(name, tables):
-            self._check(tables)
             return {k: np.asarray(self.data[name][k]) for k in tables}
         return self.diffs(train_cell(self.work, name, cfg), tables, batch_size)
 

@@ -80,6 +80,9 @@ def test_score_cache_cell_trains_only_cells_without_recorded_scores_and_refuses_
     other = _table([("a", "x", "z"), ("b", "u", "v"), ("c", "p", "q")])
     with pytest.raises(DataError, match=r"x_scores.json: field '_tables.val': .*other pairs"):
         common.ScoreCache(tmp_path / "w2", record).cell("c0", {}, {"val": other})
+    with pytest.raises(DataError, match=r"field '_tables.val'"):
+        common.ScoreCache(tmp_path / "w2", record).cell("c9", {}, {"val": other})  # a new cell: refused
+    assert trained == ["c0", "c0"]  # before it trains
     assert common.table_fingerprint(t) != common.table_fingerprint(other)
 
 
