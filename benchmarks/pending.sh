@@ -28,6 +28,14 @@ fi
 : "${PY:?no .venv found: set PY}"
 export TOKENIZERS_PARALLELISM=false
 
+# the optional extras the queue needs, installed up front (scripts/setup.sh installs dev,serve only):
+# TRL for focal_grpo (rewardlab[rl]), LightGBM for order_consistency_full's gbdt arm (rewardlab[gbdt]);
+# a missing one would fail its experiment hours into the queue
+for need in "trl:trl>=1.0" "lightgbm:lightgbm>=4.0"; do
+  "$PY" -c "import ${need%%:*}" 2>/dev/null || "$PY" -m pip install -q "${need#*:}" \
+    || echo "$(date '+%F %T') could not install ${need#*:}: the experiment that needs it will fail"
+done
+
 step() {  # step NAME RESULT_JSON SCRIPT ARGS...
   local name=$1 result=$2
   shift 2
@@ -52,5 +60,4 @@ step fidelity_metarm fidelity_metarm.json benchmarks/fidelity_metarm.py --work "
 step critic_control critic_control.json benchmarks/critic_control.py --work "$WORK/critic_control"         # 22, 2.5-3.5 h
 step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grpo"                       # 22, ~4.5 h
 step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, ~2 h
-"$PY" -c "import lightgbm" 2>/dev/null || "$PY" -m pip install -q "lightgbm>=4.0"  # its gbdt arm: rewardlab[gbdt]
 step order_consistency_full order_consistency_full.json benchmarks/order_consistency_full.py --work "$WORK/oc_full"  # 22, 5-7 h
