@@ -30,8 +30,9 @@ def run_main(main) -> None:
     try:
         main()
     except RewardlabError as e:
-        print("error: " + "; ".join(line.strip() for line in str(e).splitlines() if line.strip()),
-              file=sys.stderr, flush=True)
+        from rewardlab.cli.common import one_line
+
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
