@@ -199,15 +199,11 @@ def score_cell(work: Path, files: dict, cell: str, args) -> dict:
 def _length_head_rewards(model_dir: Path, scored: dict) -> dict:
     """ODIN's length head r_L on the held-out responses' features (the diagnostic of the quality
     head plus the length head: the reward ODIN was trained on)."""
-    import torch
-
-    from rewardlab.models.odin import load_length_head
+    from rewardlab.models.odin import length_head_rewards, load_length_head
 
     head = load_length_head(model_dir)
-    with torch.no_grad():
-        r = {side: head(torch.as_tensor(scored[f"features_{side}"], dtype=head.weight.dtype)).squeeze(-1).tolist()
-             for side in ("chosen", "rejected")}
-    return {"length_reward_chosen": r["chosen"], "length_reward_rejected": r["rejected"]}
+    return {f"length_reward_{side}": length_head_rewards(head, scored[f"features_{side}"]).tolist()
+            for side in ("chosen", "rejected")}
 
 
 def backfill_length_rewards(work: Path, files: dict, cells: list[str], args) -> list[str]:

@@ -186,7 +186,7 @@ print(json.dumps({"rewards": r.tolist(), "imported": sorted(m for m in sys.modul
 
 
 def test_export_scores_with_the_quality_head_in_plain_transformers(odin_run):
-    from rewardlab.models.odin import length_rewards, load_length_head
+    from rewardlab.models.odin import length_head_rewards, length_rewards, load_length_head
     from rewardlab.models.reward_model import RewardModel
 
     summary = json.loads((odin_run / "summary.json").read_text())
@@ -217,6 +217,11 @@ def test_export_scores_with_the_quality_head_in_plain_transformers(odin_run):
     np.testing.assert_allclose(head.weight.detach().numpy(), state[key].numpy(), atol=0)
     r_len = length_rewards(model, head, prompts, responses)
     assert r_len.shape == (4,) and np.isfinite(r_len).all() and not np.allclose(r_len, expected)
+    # on features already computed: w . h + b by hand
+    _, feats = model.score(prompts, responses, return_features=True)
+    w, b = head.weight.detach().double().numpy()[0], float(head.bias.detach()[0])
+    np.testing.assert_allclose(length_head_rewards(head, feats), np.asarray(feats, dtype=float) @ w + b, atol=1e-5)
+    np.testing.assert_allclose(length_head_rewards(head, feats), r_len, atol=1e-6)
 
 
 def test_resume_restores_the_length_head(odin_run, tiny_llama_dir, tmp_path):

@@ -5,7 +5,8 @@ The quality head is the model's own reward head (``score`` for decoders, ``class
 encoders), so the exported model scores with it alone in plain transformers. The length head is an
 ``nn.Linear(d, 1)`` on the same pooled representation h; it is saved as
 ``odin_length_head.safetensors`` (``weight`` [1, d], ``bias`` [1]) beside the model and read back
-with :func:`load_length_head`; :func:`length_rewards` scores with it.
+with :func:`load_length_head`; :func:`length_rewards` scores with it (:func:`length_head_rewards` on
+features already computed).
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ def load_length_head(directory: str | Path) -> nn.Linear:
 
 
 @torch.no_grad()
+def length_head_rewards(head: nn.Linear, features) -> np.ndarray:
+    """r_L from features already computed (``score(..., return_features=True)``'s second output)."""
+    return head(torch.as_tensor(np.asarray(features), dtype=head.weight.dtype)).squeeze(-1).double().numpy()
+
+
 def length_rewards(model, head: nn.Linear, prompts, responses, *, batch_size: int = 16) -> np.ndarray:
     """r_L of each (prompt, response): the length head on the features the model's reward reads."""
     _, feats = model.score(prompts, responses, batch_size=batch_size, return_features=True)
-    return head(torch.as_tensor(feats, dtype=head.weight.dtype)).squeeze(-1).double().numpy()
+    return length_head_rewards(head, feats)
