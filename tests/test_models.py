@@ -141,3 +141,21 @@ def test_chat_render_keeps_the_template_and_cuts_the_prompt(tiny_llama):
 def test_bad_pooling_is_a_config_error():
     with pytest.raises(ConfigError, match="pooling 'last'"):
         RewardModel.from_backbone("minilm", pooling="last")
+
+
+def test_enable_checkpointing_turns_it_on_without_the_deprecated_name():
+    """transformers 5.2x renamed gradient_checkpointing_enable (the old name warns and goes in v6):
+    the helper uses the new name where it exists, the old one elsewhere, and checkpointing is on."""
+    import warnings
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rewardlab.models.backbone import enable_checkpointing
+
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16)
+    model = LlamaForCausalLM(cfg)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=FutureWarning)
+        enable_checkpointing(model, use_reentrant=False)
+    assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())

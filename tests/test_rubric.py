@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -263,9 +264,11 @@ def test_grpo_trainer_runs_with_rubric_reward(tiny_llama_dir, tmp_path):
     tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Say {w}."}]} for w in ("hi", "yes", "no", "ok")])
+    ckpt = ("activation_checkpointing" if "activation_checkpointing" in GRPOConfig.__dataclass_fields__
+            else "gradient_checkpointing")  # transformers 5.2x renamed it
     args = GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, num_generations=4,
                       max_completion_length=8, learning_rate=1e-3, bf16=False, fp16=False, use_cpu=True,
-                      gradient_checkpointing=False, report_to=[], save_strategy="no", logging_steps=1, seed=0,
+                      report_to=[], save_strategy="no", logging_steps=1, seed=0, **{ckpt: False},
                       **reward.grpo_config_kwargs())
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
     captured = []
@@ -308,6 +311,7 @@ def test_cli_rubric_score_writes_table_and_report(tmp_path):
 
 
 def test_grpo_recipe_errors(tmp_path):
+    from trl import GRPOConfig
     from typer.testing import CliRunner
 
     from rewardlab.cli import app
@@ -318,8 +322,20 @@ def test_grpo_recipe_errors(tmp_path):
     assert recipe.aggregator.name == "gdpo" and recipe.grpo["bf16"] is False
     rubric = parse_rubric(TWO)
     reward = make_reward(recipe, rubric, 4)
-    args = grpo_args(recipe, reward, tmp_path)  # precision explicit, the aggregator's TRL settings applied
+    with warnings.catch_warnings():  # checkpointing set off under the name this transformers has: no FutureWarning
+        warnings.filterwarnings("error", message=".*checkpointing.*deprecated", category=FutureWarning)
+        args = grpo_args(recipe, reward, tmp_path)  # precision explicit, the aggregator's TRL settings applied
     assert (args.bf16, args.fp16, args.gradient_checkpointing, args.scale_rewards) == (False, False, False, "none")
+    # a recipe that turns checkpointing on under TRL's familiar name keeps it on, silently
+    ckpt_on = load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=gdpo", "grpo.gradient_checkpointing=true"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*checkpointing.*deprecated", category=FutureWarning)
+        assert grpo_args(ckpt_on, make_reward(ckpt_on, rubric, 4), tmp_path).gradient_checkpointing is True
+    if "activation_checkpointing" in GRPOConfig.__dataclass_fields__:  # transformers with the new name
+        both = load_recipe(repo / "configs" / "grpo_focal.yaml",
+                           ["aggregator.name=gdpo", "grpo.activation_checkpointing=true"])
+        with pytest.raises(ConfigError, match="grpo.gradient_checkpointing and grpo.activation_checkpointing are one"):
+            grpo_args(both, make_reward(both, rubric, 4), tmp_path)
     bad = load_recipe(repo / "configs" / "grpo_focal.yaml", ["aggregator.name=gdpo", "grpo.scale_rewards=group"])
     with pytest.raises(ConfigError, match="grpo.scale_rewards='group' contradicts aggregator gdpo"):
         grpo_args(bad, reward, tmp_path)

@@ -102,6 +102,18 @@ def convert_gguf(gguf_path: Path) -> Path:
     return target
 
 
+def enable_checkpointing(hf_model, **kwargs) -> None:
+    """Activation (gradient) checkpointing on a transformers model, ``kwargs`` passed to
+    ``torch.utils.checkpoint`` (e.g. ``use_reentrant=False``). transformers 5.2x renamed
+    ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable`` (the old name warns and
+    goes in v6); earlier 5.x releases have only the old one."""
+    enable = getattr(hf_model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(kwargs or None)
+    else:
+        hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
+
+
 def load_tokenizer(path: str, **kwargs):
     from transformers import AutoTokenizer
 

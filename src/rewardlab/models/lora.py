@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from rewardlab.errors import ConfigError
+from rewardlab.models.backbone import enable_checkpointing
 from rewardlab.runinfo import parameter_counts
 
 log = logging.getLogger(__name__)
@@ -222,11 +223,7 @@ def apply(model, cfg) -> None:
     if any(getattr(m, "gradient_checkpointing", False) for m in hf.modules()):
         # Reentrant checkpointing passes no gradient to adapters behind frozen embeddings and breaks
         # under DDP (TRL #831/#835): re-enable non-reentrant, and make the embeddings' output need grad.
-        enable = getattr(hf, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable({"use_reentrant": False})
-        else:  # older transformers
-            hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(hf, use_reentrant=False)
         hf.enable_input_require_grads()
     counts = parameter_counts(model)
     log.info("LoRA r=%d on %s; trainable %d of %d parameters (%.2f%%); saved in full: %s", cfg.r,

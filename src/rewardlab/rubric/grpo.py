@@ -183,9 +183,21 @@ def grpo_args(recipe: GrpoRecipe, reward, out: Path):
             raise ConfigError(f"grpo.{k}: expected a number, got {v!r}{hint}")
     saving = ({"save_strategy": "steps", "save_steps": recipe.checkpoint_every, "save_total_limit": 2}
               if recipe.checkpoint_every else {"save_strategy": "no"})
-    kwargs = {"output_dir": str(out / "trainer"), "bf16": False, "fp16": False, "gradient_checkpointing": False,
+    # transformers 5.2x renamed gradient_checkpointing(_kwargs) to activation_checkpointing(_kwargs):
+    # the old name warns and goes in v6 (the args keep it as a mirror, read by the summary), earlier
+    # 5.x has only the old one. Recipes keep TRL's familiar name; it is passed under the name this
+    # transformers has. Checkpointing is off unless the recipe sets it (TRL defaults it on).
+    grpo = dict(recipe.grpo)
+    for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                     ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+        if new in defaults and old in grpo:
+            if new in grpo:
+                raise ConfigError(f"grpo.{old} and grpo.{new} are one setting (transformers renamed it): give one")
+            grpo[new] = grpo.pop(old)
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in defaults else "gradient_checkpointing"
+    kwargs = {"output_dir": str(out / "trainer"), "bf16": False, "fp16": False, ckpt: False,
               "report_to": [], **saving, "logging_steps": 1, "seed": recipe.seed,
-              "use_cpu": True, **recipe.grpo, **fixed}
+              "use_cpu": True, **grpo, **fixed}
     try:
         return GRPOConfig(**kwargs)
     except (TypeError, ValueError) as err:

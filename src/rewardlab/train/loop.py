@@ -25,6 +25,7 @@ from rewardlab.config import RunConfig, dump_config
 from rewardlab.data.lengths import length_diagnostics, length_summary_line, response_lengths
 from rewardlab.errors import ConfigError
 from rewardlab.models import packing
+from rewardlab.models.backbone import enable_checkpointing
 from rewardlab.models.pairs import encode_pairs
 from rewardlab.models.reward_model import RewardModel, reward_stats
 from rewardlab.objectives import ItemInputs, LossInputs, build_loss
@@ -234,7 +235,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
     if items:
         item_data.set_attribute_names(model, tables.train.names)
     if cfg.model.gradient_checkpointing:
-        model.model.gradient_checkpointing_enable()
+        enable_checkpointing(model.model)
     for m in plugins:  # adapters on the backbone (LoRA), ...
         m.wrap_model(model)
     packing_mode = "none" if items else packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
