@@ -145,7 +145,8 @@ def test_bad_pooling_is_a_config_error():
 
 def test_enable_checkpointing_turns_it_on_without_the_deprecated_name():
     """transformers 5.2x renamed gradient_checkpointing_enable (the old name warns and goes in v6):
-    the helper uses the new name where it exists, the old one elsewhere, and checkpointing is on."""
+    on the installed transformers the helper raises no FutureWarning and checkpointing is on (on a
+    release without the new name it takes the old one; that branch is not exercised here)."""
     import warnings
 
     from transformers import LlamaConfig, LlamaForCausalLM
