@@ -199,6 +199,44 @@ def longer_wins(table) -> np.ndarray:
     return (c > r) + 0.5 * (c == r)
 
 
+def length_diagnostic(diffs: dict[str, dict[int, np.ndarray]], table, seeds: list[int]) -> dict:
+    """How far each arm's choices follow length (post hoc, not part of the verdict rule: added
+    after the pilot's validation accuracy rose with eta exactly as its preference for the longer
+    response did). ``diffs[arm][seed]``: r(chosen) - r(rejected) on ``table``'s pairs.
+
+    - ``prefers_longer``: share of the pairs of unequal length on which the arm scores the longer
+      response higher (seed-averaged, cluster bootstrap over prompts), and the paired MetaRM - BT
+      difference of that share (``paired_arms`` on the 0/1 indicators).
+    - ``acc_chosen_shorter``: accuracy on the pairs whose preferred response is the shorter one,
+      the only pairs a length rule gets wrong.
+    - ``length_rule``: the accuracy of "the longer response wins" (``longer_wins``) on all pairs."""
+    from rewardlab.eval.stats import accuracy_interval
+
+    c = np.array([len(x) for x in table["chosen"]])
+    r = np.array([len(x) for x in table["rejected"]])
+    unequal, shorter = c != r, c < r
+    prompts = np.asarray(list(table["prompt"]), dtype=object)
+
+    def pooled(per_seed: dict, mask: np.ndarray) -> dict | None:
+        x = np.mean([per_seed[s] for s in seeds], axis=0)[mask]
+        return accuracy_interval(x, clusters=list(prompts[mask])) if mask.sum() >= 2 else None
+
+    longer = {arm: {s: ((np.asarray(d[s]) > 0) == (c > r))[unequal].astype(int) for s in seeds}
+              for arm, d in diffs.items()}
+    right = {arm: {s: correct(d[s]) for s in seeds} for arm, d in diffs.items()}
+    every = np.ones(len(c), bool)
+    out = {"n": len(c), "n_unequal": int(unequal.sum()), "n_chosen_shorter": int(shorter.sum()),
+           "length_rule": accuracy_interval(longer_wins(table), clusters=list(prompts)),
+           "prefers_longer": {arm: accuracy_interval(np.mean([v[s] for s in seeds], axis=0),
+                                                     clusters=list(prompts[unequal])) for arm, v in longer.items()},
+           "acc_chosen_shorter": {arm: pooled(v, shorter) for arm, v in right.items()},
+           "acc_all": {arm: pooled(v, every) for arm, v in right.items()}}
+    if "bt" in diffs and len(diffs) > 1:
+        comp = paired_arms(longer, "bt", seeds, clusters=list(prompts[unequal]))
+        out["prefers_longer_difference"] = {a: v["pooled_difference"] for a, v in comp["arms"].items()}
+    return out
+
+
 def meta_j(cell: Path) -> dict:
     """First and last logged meta_J of a MetaRM run (J on the meta batch before the ascent)."""
     path = cell / "metrics.jsonl"
@@ -239,11 +277,12 @@ def main() -> None:
     cache = ScoreCache(args.work, args.results_dir / "fidelity_metarm_scores.json")
 
     # 1. eta on the validation pairs, pilot seed
-    val_acc = {}
+    val_acc, val_diffs = {}, {}
     for eta in [None] + sorted(args.eta_grid):
         name = "pilot_bt" if eta is None else f"pilot_eta{eta:g}"
-        val_acc[name] = float(correct(cache.cell(name, run_config(files, PILOT_SEED, args, eta),
-                                                 {"val": tables["val"]})["val"]).mean())
+        d = cache.cell(name, run_config(files, PILOT_SEED, args, eta), {"val": tables["val"]})["val"]
+        val_acc[name] = float(correct(d).mean())
+        val_diffs["bt" if eta is None else name] = {PILOT_SEED: d}
         print(f"{name}: validation accuracy {val_acc[name]:.3f}", flush=True)
     eta_star = max(sorted(args.eta_grid), key=lambda e: val_acc[f"pilot_eta{e:g}"])  # first max = smaller eta
     print(f"chosen eta {eta_star:g}", flush=True)
@@ -251,6 +290,7 @@ def main() -> None:
     # 2. BT vs MetaRM(eta*), paired seeds
     seeds = list(range(args.seeds))
     acc: dict = {"bt": {}, "metarm": {}}
+    diffs: dict = {"bt": {}, "metarm": {}}
     weak, js = {"bt": {}, "metarm": {}}, {}
     test = tables["test"]
     against = np.array([models_of(s)[0] == REFERENCE for s in test["source"]])  # GPT-4 preferred davinci
@@ -258,7 +298,7 @@ def main() -> None:
         for arm, eta in (("bt", None), ("metarm", eta_star)):
             name = f"bt_s{s}" if arm == "bt" else f"metarm{eta_star:g}_s{s}"
             d = cache.cell(name, run_config(files, s, args, eta), {"test": test, "test_weak": tables["test_weak"]})
-            acc[arm][s] = correct(d["test"])
+            acc[arm][s], diffs[arm][s] = correct(d["test"]), d["test"]
             weak[arm][s] = correct(d["test_weak"])
             if arm == "metarm":
                 js[s] = cache.extra(name, "meta_J", lambda name=name: meta_j(args.work / name))
@@ -290,7 +330,10 @@ def main() -> None:
            "weak_heldout": {"n": len(tables["test_weak"]),
                             "per_arm": {arm: pooled_acc(weak[arm], weak_prompts) for arm in weak},
                             "longer_wins": float(longer_wins(tables["test_weak"]).mean())},
-           "meta_J": js, "verdict": verdict}
+           "meta_J": js, "verdict": verdict,
+           "length_diagnostic": {"post_hoc": "added after the pilot, not part of the verdict rule",
+                                 "test": length_diagnostic(diffs, test, seeds),
+                                 "val_pilot": length_diagnostic(val_diffs, tables["val"], [PILOT_SEED])}}
     write_results("fidelity_metarm", res, markdown(res), args.results_dir)
     print(json.dumps({"eta": eta_star, "pooled": pooled, "verdict": verdict}, indent=2))
 
@@ -342,14 +385,33 @@ def markdown(res: dict) -> str:
              "resampled where they repeat; rewardlab.eval.stats.accuracy_interval).", "",
              f"Longer response wins: {t['longer_wins']:.3f} on the test pairs, {res['weak_heldout']['longer_wins']:.3f} "
              "on the weak pairs.", "", "eta on the validation pairs (pilot seed):", "",
-             "| run | validation accuracy |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in res["eta"]["validation_accuracy"].items()]
+             "| run | validation accuracy | prefers the longer response (post hoc) | accuracy where the shorter was "
+             "preferred (post hoc) |", "|---|---|---|---|"]
+    vl = res["length_diagnostic"]["val_pilot"]
+    for k, v in res["eta"]["validation_accuracy"].items():
+        arm = "bt" if k == "pilot_bt" else k
+        lines.append(f"| {k} | {v:.3f} | {fmt_ci(vl['prefers_longer'].get(arm))} | "
+                     f"{fmt_ci(vl['acc_chosen_shorter'].get(arm))} |")
+    lines += ["", f"Validation: the longer response wins {fmt_ci(vl['length_rule'])} ({vl['n']} pairs, "
+              f"{vl['n_chosen_shorter']} with the shorter preferred)."]
     lines += ["", "| seed | BT | MetaRM | McNemar p (Holm) | meta J first -> last |", "|---|---|---|---|---|"]
     for row in m["per_seed"]:
         j = res["meta_J"].get(row["seed"], {}) or res["meta_J"].get(str(row["seed"]), {})
         jt = f"{j['first']:.4f} -> {j['last']:.4f}" if j else ""
         lines.append(f"| {row['seed']} | {row['baseline']:.3f} | {row['arm']:.3f} | {row['mcnemar_p']:.3g} "
                      f"({row.get('mcnemar_p_holm', float('nan')):.3g}) | {jt} |")
+    tl = res["length_diagnostic"]["test"]
+    lines += ["", "## Length (post hoc: added after the pilot, not part of the verdict rule)", "",
+              "The pilot's validation accuracy rose with eta as its preference for the longer response did, "
+              "and on these pairs the longer response is GPT-4's choice almost always; so: how much of each "
+              "arm's accuracy a length rule explains.", "",
+              "| measure (test) | BT | MetaRM | MetaRM - BT (paired) |", "|---|---|---|---|",
+              f"| prefers the longer response (n = {tl['n_unequal']} pairs of unequal length) | "
+              f"{fmt_ci(tl['prefers_longer']['bt'])} | {fmt_ci(tl['prefers_longer']['metarm'])} | "
+              f"{fmt_ci(tl.get('prefers_longer_difference', {}).get('metarm'))} |",
+              f"| accuracy where the shorter response was preferred (n = {tl['n_chosen_shorter']}) | "
+              f"{fmt_ci(tl['acc_chosen_shorter']['bt'])} | {fmt_ci(tl['acc_chosen_shorter']['metarm'])} | |",
+              f"| the rule \"the longer response wins\" | {fmt_ci(tl['length_rule'])} | | |"]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -205,6 +206,27 @@ def test_metarm_verdict_follows_the_stated_rule():
     assert metarm.metarm_verdict(learned, {"low": -0.01, "high": 0.02}, 0.9) == "inconclusive (interval too wide)"
 
 
+def test_metarm_length_diagnostic_by_hand():
+    """Five pairs (lengths chosen/rejected): 3>1, 1>3, 2>4, 5>2, 2=2 (equal: no longer side).
+    Two seeds; BT always picks the chosen side, MetaRM always the longer one (chosen on ties)."""
+    table = {"prompt": ["p1", "p2", "p3", "p4", "p5"], "chosen": ["aaa", "a", "aa", "aaaaa", "aa"],
+             "rejected": ["b", "bbb", "bbbb", "bb", "bb"]}
+    bt = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    longer = np.array([1.0, -1.0, -1.0, 1.0, 1.0])
+    out = metarm.length_diagnostic({"bt": {0: bt, 1: bt}, "metarm": {0: longer, 1: longer}}, table, [0, 1])
+    assert (out["n"], out["n_unequal"], out["n_chosen_shorter"]) == (5, 4, 2)
+    # BT prefers the longer side on pairs 1 and 4 of the four unequal ones; MetaRM on all four
+    assert out["prefers_longer"]["bt"]["estimate"] == 0.5
+    assert out["prefers_longer"]["metarm"]["estimate"] == 1.0
+    assert out["prefers_longer_difference"]["metarm"]["estimate"] == 0.5
+    # where the shorter response was preferred (pairs 2 and 3): BT right on both, MetaRM on neither
+    assert out["acc_chosen_shorter"]["bt"]["estimate"] == 1.0
+    assert out["acc_chosen_shorter"]["metarm"]["estimate"] == 0.0
+    assert out["acc_all"]["metarm"]["estimate"] == 3 / 5
+    # the length rule: longer wins on pairs 1 and 4, the tie counts half: (1 + 0 + 0 + 1 + 0.5) / 5
+    assert out["length_rule"]["estimate"] == 2.5 / 5
+
+
 robust = _load("robust_length")
 
 
@@ -232,8 +254,6 @@ def test_critic_control_verdicts_follow_the_stated_rules():
 
 
 def test_robust_length_within_gap_pools_per_dataset_gaps_with_mantel_haenszel_weights():
-    import numpy as np
-
     # set a: 2 longer (1 right), 2 shorter (0 right): gap 0.5, w = 2*2/4 = 1
     # set b: 3 longer (3 right), 1 shorter (1 right): gap 0.0, w = 3*1/4 = 0.75; a tie is ignored
     # set c: longer only: left out
