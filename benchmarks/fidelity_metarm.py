@@ -199,6 +199,17 @@ def longer_wins(table) -> np.ndarray:
     return (c > r) + 0.5 * (c == r)
 
 
+def seed_pooled_accuracy(per_seed: dict, seeds: list[int], clusters: list, mask=None) -> dict | None:
+    """Accuracy of the seed-averaged correctness on the items where ``mask`` holds (all by default),
+    interval over items (``clusters``: their prompts); None with fewer than two prompts."""
+    from rewardlab.eval.stats import accuracy_interval
+
+    x = np.mean([per_seed[s] for s in seeds], axis=0)
+    if mask is not None:
+        x, clusters = x[mask], [c for c, m in zip(clusters, mask) if m]
+    return accuracy_interval(x, clusters=clusters) if len(set(clusters)) >= 2 else None
+
+
 def length_diagnostic(diffs: dict[str, dict[int, np.ndarray]], table, seeds: list[int]) -> dict:
     """How far each arm's choices follow length (post hoc, not part of the verdict rule: added
     after the pilot's validation accuracy rose with eta exactly as its preference for the longer
@@ -215,24 +226,18 @@ def length_diagnostic(diffs: dict[str, dict[int, np.ndarray]], table, seeds: lis
     c = np.array([len(x) for x in table["chosen"]])
     r = np.array([len(x) for x in table["rejected"]])
     unequal, shorter = c != r, c < r
-    prompts = np.asarray(list(table["prompt"]), dtype=object)
-
-    def pooled(per_seed: dict, mask: np.ndarray) -> dict | None:
-        x = np.mean([per_seed[s] for s in seeds], axis=0)[mask]
-        return accuracy_interval(x, clusters=list(prompts[mask])) if mask.sum() >= 2 else None
-
+    prompts = list(table["prompt"])
+    prompts_unequal = [p for p, u in zip(prompts, unequal) if u]
     longer = {arm: {s: ((np.asarray(d[s]) > 0) == (c > r))[unequal].astype(int) for s in seeds}
               for arm, d in diffs.items()}
     right = {arm: {s: correct(d[s]) for s in seeds} for arm, d in diffs.items()}
-    every = np.ones(len(c), bool)
     out = {"n": len(c), "n_unequal": int(unequal.sum()), "n_chosen_shorter": int(shorter.sum()),
-           "length_rule": accuracy_interval(longer_wins(table), clusters=list(prompts)),
-           "prefers_longer": {arm: accuracy_interval(np.mean([v[s] for s in seeds], axis=0),
-                                                     clusters=list(prompts[unequal])) for arm, v in longer.items()},
-           "acc_chosen_shorter": {arm: pooled(v, shorter) for arm, v in right.items()},
-           "acc_all": {arm: pooled(v, every) for arm, v in right.items()}}
+           "length_rule": accuracy_interval(longer_wins(table), clusters=prompts),
+           "prefers_longer": {arm: seed_pooled_accuracy(v, seeds, prompts_unequal) for arm, v in longer.items()},
+           "acc_chosen_shorter": {arm: seed_pooled_accuracy(v, seeds, prompts, shorter) for arm, v in right.items()},
+           "acc_all": {arm: seed_pooled_accuracy(v, seeds, prompts) for arm, v in right.items()}}
     if "bt" in diffs and len(diffs) > 1:
-        comp = paired_arms(longer, "bt", seeds, clusters=list(prompts[unequal]))
+        comp = paired_arms(longer, "bt", seeds, clusters=prompts_unequal)
         out["prefers_longer_difference"] = {a: v["pooled_difference"] for a, v in comp["arms"].items()}
     return out
 
@@ -305,14 +310,8 @@ def main() -> None:
         print(f"seed {s + 1}/{args.seeds} done", flush=True)
     prompts = list(test["prompt"])
     comp = paired_arms(acc, "bt", seeds, clusters=prompts)
-    from rewardlab.eval.stats import accuracy_interval
-
-    def pooled_acc(per_seed: dict, clusters: list, mask=None) -> dict:
-        """Accuracy of the seed-averaged correctness, interval over items (clusters: prompts)."""
-        x = np.mean([per_seed[s] for s in seeds], axis=0)
-        if mask is not None:
-            x, clusters = x[mask], [c for c, m_ in zip(clusters, mask) if m_]
-        return accuracy_interval(x, clusters=clusters) if len(set(clusters)) >= 2 else None
+    def pooled_acc(per_seed: dict, clusters: list, mask=None) -> dict | None:
+        return seed_pooled_accuracy(per_seed, seeds, clusters, mask)
 
     weak_prompts = list(tables["test_weak"]["prompt"])
     weak_ci = pooled_acc(weak["bt"], weak_prompts)
