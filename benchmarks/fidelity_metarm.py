@@ -328,6 +328,8 @@ def main() -> None:
            "hard_minority": {arm: pooled_acc(acc[arm], prompts, against) for arm in acc},
            "weak_heldout": {"n": len(tables["test_weak"]),
                             "per_arm": {arm: pooled_acc(weak[arm], weak_prompts) for arm in weak},
+                            # what the shift-seeking step costs in distribution, paired as the design is
+                            "comparison": paired_arms(weak, "bt", seeds, clusters=weak_prompts),
                             "longer_wins": float(longer_wins(tables["test_weak"]).mean())},
            "meta_J": js, "verdict": verdict,
            "length_diagnostic": {"post_hoc": "added after the pilot, not part of the verdict rule",
@@ -356,6 +358,7 @@ def metarm_verdict(weak_bt: dict, pooled: dict, bt_test_accuracy: float) -> str:
 def markdown(res: dict) -> str:
     t, c = res["test"], res["test"]["comparison"]
     m = c["arms"]["metarm"]
+    wd = res["weak_heldout"]["comparison"]["arms"]["metarm"]
     f = res["facts"]["counts"]
     setting = (f"train {f['train']} GPT-4-judged alpaca-7b vs text-davinci-003 pairs; meta {res['facts']['prompts']['meta']} "
                f"prompts of strong-model outputs; test {t['n']} GPT-4-judged strong-model vs text-davinci-003 pairs "
@@ -379,6 +382,8 @@ def markdown(res: dict) -> str:
              f"{fmt_ci(res['hard_minority']['bt'])} | {fmt_ci(res['hard_minority']['metarm'])} |",
              f"| held-out weak pairs, in distribution (n = {res['weak_heldout']['n']}) | "
              f"{fmt_ci(res['weak_heldout']['per_arm']['bt'])} | {fmt_ci(res['weak_heldout']['per_arm']['metarm'])} |",
+             "| ... MetaRM - BT on them, paired: pooled over seeds (cluster bootstrap); t interval over seeds | | "
+             f"{fmt_ci(wd['pooled_difference'])}; {fmt_ci(wd['mean_difference'])} |",
              f"| mean per-seed difference (t interval over seeds) | | {fmt_ci(m['mean_difference'])} |", "",
              "Accuracies: the seed-averaged correctness with a 95% percentile bootstrap over items (whole prompts "
              "resampled where they repeat; rewardlab.eval.stats.accuracy_interval).", "",
