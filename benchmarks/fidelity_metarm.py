@@ -40,7 +40,8 @@ validation 10%, test 30%.
 - Validation (choosing eta; 284 pairs) and test (719): GPT-4-judged pairs of a strong model against
   text-davinci-003 on the validation and test prompts. Beside the test: the pairs GPT-4 decided
   *against* the strong model (the hard minority), held-out weak pairs (in distribution: did BT
-  learn anything?), and "the longer response wins" as a reference.
+  learn anything? and, added after the run, MetaRM - BT on them, paired: what the step costs in
+  distribution), and "the longer response wins" as a reference.
 - Model: MiniLM fine-tuned (dropout off, lr 1e-4, batch 16, 3 epochs, max_length 512: the strong
   responses are long). MetaRM (``metarm:`` section; ``rewardlab.train.methods.metarm``): meta batch
   4 prompts, at most 4 responses, a meta step before every optimizer step. eta is chosen on the
