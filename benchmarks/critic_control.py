@@ -45,7 +45,9 @@ Cost, measured with ``--tiny`` (2 steps of 8 pairs, one thread, niced, beside an
 run): BT 1.07 pairs/s (shared-prompt packing, about 66 tokens a pair), Critic-RM 0.25 pairs/s
 (the joint conversation in the chat template with the critique request: about 140 tokens an item,
 no packing). 2 epochs over 469 pairs: about 15 min a BT cell and 30-60 min a Critic-RM cell, so
-2.5-3.5 h for the 9 cells on this machine; resumable cell by cell (``fidelity_common.train_cell``),
+2.5-3.5 h for the 9 cells on this machine. Measured in the full run (2026-12-03, two threads,
+alone): BT about 16 min a cell, Critic-RM 0.22 pairs/s, about 70 min a cell: about 8 h in all;
+resumable cell by cell (``fidelity_common.train_cell``),
 scores and training seconds recorded in ``RESULTS_DIR/critic_control_scores.json``, committed as
 cells finish; a recorded cell is not trained again, so a machine replaced between sessions loses at
 most the cell in progress.
