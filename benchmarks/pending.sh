@@ -62,5 +62,6 @@ step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grp
 step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, ~2 h
 # order_consistency_full's cells are single-threaded head fits (its studies set threads_per_worker 1):
 # two workers use both cores. Measured 2026-12-03: a dense BT-MLP cell (5000 pairs, 10 members,
-# 30 epochs) takes about 250 s on one core here, beside another run; 140 of the 420 cells are such
-step order_consistency_full order_consistency_full.json benchmarks/order_consistency_full.py --work "$WORK/oc_full" --workers 2  # 22, ~5 h here
+# 30 epochs) takes about 250 s on one core here, beside another run; 140 of the 420 cells are such,
+# so about 5 h of them with two workers, plus the golden model, the SmolLM2 embeddings and the cheaper cells
+step order_consistency_full order_consistency_full.json benchmarks/order_consistency_full.py --work "$WORK/oc_full" --workers 2  # 22, ~7 h here
