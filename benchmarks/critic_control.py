@@ -47,7 +47,8 @@ run): BT 1.07 pairs/s (shared-prompt packing, about 66 tokens a pair), Critic-RM
 no packing). 2 epochs over 469 pairs: about 15 min a BT cell and 30-60 min a Critic-RM cell, so
 2.5-3.5 h for the 9 cells on this machine. Measured in the full run (2026-12-03, two threads,
 alone): BT about 16 min a cell, Critic-RM 0.22 pairs/s, about 70 min a cell: about 8 h in all;
-resumable cell by cell (``fidelity_common.train_cell``),
+on the AVX-512 machine that finished it (same evening, niced, alone): BT about 6 min, Critic-RM
+0.72 pairs/s, about 22 min a cell (2.5 h for all 9 cells). Resumable cell by cell (``fidelity_common.train_cell``),
 scores and training seconds recorded in ``RESULTS_DIR/critic_control_scores.json``, committed as
 cells finish; a recorded cell is not trained again, so a machine replaced between sessions loses at
 most the cell in progress.
