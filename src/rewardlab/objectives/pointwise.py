@@ -203,4 +203,4 @@ class ScaledBT(_ItemObjective):
         loss, n = scaled_bt_loss(inputs.r, inputs.target, inputs.group, margin_scale=self.margin_scale,
                                  weight_by_difference=self.weight_by_difference,
                                  min_difference=self.min_difference)
-        return loss, {"pairs": torch.tensor(float(n))}
+        return loss, {"pairs": torch.tensor(float(n), device=inputs.r.device)}

@@ -224,7 +224,9 @@ class Loss(nn.Module):
             logged[f"loss/{label}"] = value
             logged.update({f"{label}/{k}": v for k, v in extras.items()})
         logged["loss/total"] = total
-        values = torch.stack([v.detach().float().reshape(()) for v in logged.values()]).tolist()
+        # One transfer for all logged values; an extra logged on another device (a user objective's
+        # torch.tensor(n) on the CPU while training on CUDA) is moved, not an error.
+        values = torch.stack([v.detach().float().reshape(()).to(total.device) for v in logged.values()]).tolist()
         return total, dict(zip(logged, values))
 
     def extra_repr(self) -> str:
