@@ -158,6 +158,17 @@ def test_bf16_and_gradient_checkpointing_train(tmp_path):
     assert all(r["loss"] == r["loss"] for r in records if r["split"] == "train")  # not NaN
 
 
+def test_mixed_precision_no_reads_as_no_in_yaml(tmp_path):
+    # PyYAML reads a bare `no` as false; the option's own word must still work, in a file and in --set
+    path = tmp_path / "c.yaml"
+    path.write_text(f"output_dir: {tmp_path / 'o'}\ndata:\n  train: {sample_path()}\ntrain:\n  mixed_precision: no\n")
+    assert load_config(path, []).train.mixed_precision == "no"
+    assert load_config(path, ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+    assert load_config(path, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_config(path, ["train.mixed_precision=yes"])
+
+
 def test_config_overrides_and_errors(tmp_path):
     path = write_config(tmp_path, "c")
     cfg = load_config(path, ["objective.name=normbt", "objective.beta=0.8", "train.lr=3e-5", "aux=[{name: simcse, weight: 0.5}]"])

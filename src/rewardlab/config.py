@@ -108,6 +108,12 @@ class TrainConfig(_Strict):
     packing: Literal["auto", "none", "padding_free", "shared_prompt"] = "auto"
     ensemble: EnsembleConfig | None = None  # None: one model
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, v: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `no` as false: `mixed_precision: no` means "no".
+        return "no" if v is False else v
+
 
 class MetaRMConfig(_Strict):
     """MetaRM (METHODS §4; docs/objectives.md): before each optimizer step (every ``every``),
