@@ -66,6 +66,14 @@ def _pairs(lengths) -> EncodedPairs:
     return EncodedPairs(items, items, {}, np.arange(len(items)), None, 0)
 
 
+def test_auto_is_padded_under_bf16_on_cuda():
+    # the measured H200 case (docs/speed.md): auto packs everywhere but bf16 on CUDA
+    assert packing.auto_for_device("auto", "cuda", "bf16") == "none"
+    assert packing.auto_for_device("auto", "cuda", "no") == "auto"
+    assert packing.auto_for_device("auto", "cpu", "bf16") == "auto"
+    assert packing.auto_for_device("padding_free", "cuda", "bf16") == "padding_free"  # explicit wins
+
+
 def test_length_grouped_order_is_pure_and_less_padded():
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 300, size=200)

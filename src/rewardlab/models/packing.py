@@ -227,6 +227,20 @@ def resolve_mode(reward_model, mode: str) -> str:
     return "none"
 
 
+def auto_for_device(mode: str, device_type: str, mixed_precision: str) -> str:
+    """``auto`` under bf16 autocast on CUDA is ``none``; any other case is ``mode`` as given.
+
+    Measured on an H200 (docs/speed.md, 2026-12-04; MiniLM, HH pairs, 8 steps): bf16 with
+    ``padding_free`` trained at 4.8 pairs/s, bf16 padded at 47, float32 ``padding_free`` at 97. The
+    profile put the time in :func:`varlen_attention`'s per-segment SDPA calls (about 3 ms each
+    forward in bf16), where the fused bf16 kernels pay a per-shape cost on every distinct segment
+    length. Until a varlen kernel path is measured on a GPU, ``auto`` does not pick packing there;
+    an explicit ``padding_free``/``shared_prompt`` still runs it."""
+    if mode == "auto" and device_type == "cuda" and mixed_precision == "bf16":
+        return "none"
+    return mode
+
+
 def enable(reward_model, mode: str) -> str:
     """Resolve ``mode``, check that it fits the model, switch its attention to ``rewardlab_varlen``;
     returns the mode in effect."""

@@ -238,7 +238,12 @@ def train(cfg: RunConfig, *, resume: bool = False) -> dict:
         enable_checkpointing(model.model)
     for m in plugins:  # adapters on the backbone (LoRA), ...
         m.wrap_model(model)
-    packing_mode = "none" if items else packing.enable(model, tc.packing)  # auto -> what this model supports (Critic-RM: none)
+    # auto -> what this model supports (Critic-RM: none); padded under bf16 on CUDA (auto_for_device)
+    requested = packing.auto_for_device(tc.packing, accelerator.device.type, tc.mixed_precision)
+    if requested != tc.packing:
+        log.info("train.packing auto: padded batches under bf16 on CUDA (packed attention measured 10x slower "
+                 "there, docs/speed.md); set train.packing: padding_free to pack anyway")
+    packing_mode = "none" if items else packing.enable(model, requested)
     if tc.disable_dropout:  # the default, as TRL's: NormBT's ||h_c - h_r|| must not be dropout noise
         disable_dropout(model)
 
