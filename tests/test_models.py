@@ -160,3 +160,27 @@ def test_enable_checkpointing_turns_it_on_without_the_deprecated_name():
         warnings.filterwarnings("error", category=FutureWarning)
         enable_checkpointing(model, use_reentrant=False)
     assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+def test_gguf_conversion_publish_keeps_the_first_finished_copy(tmp_path):
+    # two processes (the ranks of `accelerate launch` on a fresh cache) convert the same GGUF: the
+    # second to finish finds the folder taken, drops its own copy and uses the first one
+    from rewardlab.models.backbone import _publish
+
+    def done(folder, text):
+        folder.mkdir()
+        (folder / "config.json").write_text(text)
+        (folder / "model.safetensors").write_text(text)
+        return folder
+
+    target = tmp_path / "SmolLM2-key"
+    assert _publish(done(tmp_path / "a.tmp", "first"), target) == target
+    assert (target / "config.json").read_text() == "first" and not (tmp_path / "a.tmp").exists()
+    assert _publish(done(tmp_path / "b.tmp", "second"), target) == target
+    assert (target / "config.json").read_text() == "first" and not (tmp_path / "b.tmp").exists()
+    # a taken folder that is not a finished conversion is an error, not silently used
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "partial").write_text("x")
+    with pytest.raises(OSError):
+        _publish(done(tmp_path / "c.tmp", "third"), broken)

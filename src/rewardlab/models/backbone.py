@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from rewardlab.errors import ConfigError
@@ -94,11 +95,22 @@ def convert_gguf(gguf_path: Path) -> Path:
     config = AutoConfig.for_model(**config_dict)
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # a folder of this process's own: the ranks of `accelerate launch` on a fresh cache all convert
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    tmp.replace(target)
+    return _publish(tmp, target)
+
+
+def _publish(tmp: Path, target: Path) -> Path:
+    """Move the finished conversion ``tmp`` to ``target``; when another process got there first
+    (the rename fails on its non-empty folder), keep its copy and drop ours."""
+    try:
+        tmp.replace(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not ((target / "config.json").is_file() and (target / "model.safetensors").is_file()):
+            raise
     return target
 
 
