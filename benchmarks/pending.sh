@@ -58,7 +58,7 @@ step robust_length robust_length.json benchmarks/robust_length.py --work "$WORK/
 step fidelity_strength fidelity_strength.json benchmarks/fidelity_strength.py --work "$WORK/fidelity_strength"  # 21, ~2.3 h
 step fidelity_metarm fidelity_metarm.json benchmarks/fidelity_metarm.py --work "$WORK/fidelity_metarm"      # 21, ~2 h
 step critic_control critic_control.json benchmarks/critic_control.py --work "$WORK/critic_control"         # 22, measured 2026-12-03: ~8 h on one machine, 2.5 h on a faster (AVX-512) one
-step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grpo"                       # 22, ~4.5 h
+step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grpo"                       # 22, done 2026-12-04 (about 15 min a cell on an AVX-512 machine)
 step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, ~2 h
 # order_consistency_full's cells are single-threaded head fits (its studies set threads_per_worker 1):
 # two workers use both cores. Measured 2026-12-03: a dense BT-MLP cell (5000 pairs, 10 members,
