@@ -83,7 +83,7 @@ def convert_gguf(gguf_path: Path) -> Path:
 
     gguf_path = Path(gguf_path)
     target = cache_root() / "gguf" / f"{gguf_path.stem}-{_file_key(gguf_path)}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _converted(target):
         return target
     log.info("converting %s to %s (once)", gguf_path, target)
     src, name = str(gguf_path.parent), gguf_path.name
@@ -109,9 +109,14 @@ def _publish(tmp: Path, target: Path) -> Path:
         tmp.replace(target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not ((target / "config.json").is_file() and (target / "model.safetensors").is_file()):
+        if not _converted(target):
             raise
     return target
+
+
+def _converted(folder: Path) -> bool:
+    """A finished conversion: its config and weights are there."""
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
 def enable_checkpointing(hf_model, **kwargs) -> None:
