@@ -48,6 +48,8 @@ import numpy as np
 from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fidelity_common import fmt_ci, write_atomic  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 SOURCES = ["hh_rlhf_harmless.jsonl", "humanevalpack.jsonl", "llmbar_processed.jsonl"]
 
@@ -155,6 +157,18 @@ def _columns(path: str | Path) -> dict[str, list]:
     return {k: [r.get(k) for r in rows] for k in rows[0]} if rows else {}
 
 
+def score_counts(scores_c: list[list], scores_r: list[list]) -> dict[str, int]:
+    """How often each score was given over every critique of both sides (``"none"``: no score
+    parsed): shows a critic that scores everything alike, which judge accuracy alone hides."""
+    counts: dict[str, int] = {}
+    for side in (scores_c, scores_r):
+        for row in side:
+            for x in row:
+                key = "none" if x is None else f"{float(x):g}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def decision(res: dict) -> str:
     """FIDELITY 003's rule: the critique-only head beats chance (one-sided binomial, 5%) and the
     response+critique head beats the response-only head (exact McNemar, 5%, in that direction)."""
@@ -200,7 +214,7 @@ def main() -> None:
     # filters off: every pair is kept and measured. Two passes over the same generation cache:
     # without the follow-up (the critic's own scores) and with it (only the follow-ups are new).
     filters = FilterConfig(instance=False, critique_rule="none")
-    tables = {}
+    tables, passes = {}, {}
     for followup in (False, True):
         cfg = CritiqueConfig(n=args.m, max_new_tokens=args.max_new_tokens, score_followup=followup,
                              on_empty="keep", filters=filters, seed=args.seed)
@@ -208,10 +222,18 @@ def main() -> None:
         summary = run_critique(str(data), args.work / f"kept_{name}.jsonl", generator, cfg,
                                report_dir=args.work / f"report_{name}", progress=False, log=log)
         tables[name] = _columns(summary["all_pairs"])  # every column (load_preferences keeps the pair ones)
+        totals = summary["totals"]
+        passes[name] = {"critiques": totals["critiques"], "parse_failures": totals["parse_failures"],
+                        "parse_failure_rate": totals["parse_failure_rate"],
+                        "score_counts": score_counts(tables[name]["critique_scores_chosen"],
+                                                     tables[name]["critique_scores_rejected"])}
     table = tables["first"]
     gen_seconds = time.perf_counter() - t0
-    res: dict[str, Any] = {"power": power, "n_pairs": len(table["prompt"]), "critic": args.critic, "m": args.m,
-                           "generation_seconds": gen_seconds}
+    res: dict[str, Any] = {"command": "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+                           "power": power, "n_pairs": len(table["prompt"]), "critic": args.critic, "m": args.m,
+                           "max_new_tokens": args.max_new_tokens, "folds": args.folds,
+                           "by_source": {s: int(sum(x == s for x in table["source"])) for s in sorted(set(table["source"]))},
+                           "generation_seconds": gen_seconds, "passes": passes}
     res["judge_first_pass"] = judge_accuracy(table["critique_scores_chosen"], table["critique_scores_rejected"])
     fu = tables["followup"]
     res["judge_after_followup"] = judge_accuracy(fu["critique_scores_chosen"], fu["critique_scores_rejected"])
@@ -246,9 +268,46 @@ def main() -> None:
     res["both_vs_response_mcnemar"] = mcnemar_exact(acc["both"] == 1.0, acc["response"] == 1.0)
     res["decision"] = decision(res)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    write_atomic(args.results.with_suffix(".json"), json.dumps(res, indent=1, default=str) + "\n")
+    write_atomic(args.results.with_suffix(".md"), markdown(res))
     log(json.dumps({k: res[k] for k in ("judge_first_pass", "judge_after_followup", "cv_heads", "decision")},
                    default=str)[:3000])
+
+
+def markdown(r: dict) -> str:
+    """The report: power first, then the critic's scores, judge accuracy, the heads, the decision."""
+    pw, fp, fu = r["power"], r["judge_first_pass"], r["judge_after_followup"]
+    lines = ["# Critic-RM's precondition: do the critic's critiques carry signal? (benchmarks/critic_precondition.py)", "",
+             f"Command: `{r['command']}`", "",
+             f"Critic {r['critic']}, {r['m']} critiques per response (at most {r['max_new_tokens']} new tokens), "
+             f"filters off; {r['n_pairs']} held-out pairs ("
+             + ", ".join(f"{k} {v}" for k, v in r["by_source"].items()) + ").", "",
+             f"Power, stated before the run: with {pw['n_pairs']} pairs an exact one-sided binomial test at 5% "
+             f"detects an accuracy above chance with 80% power only from {pw['judge_accuracy_80pct_power_above']:.3f}; "
+             f"McNemar (30% discordant pairs) detects differences from "
+             f"{pw['mcnemar_detectable_difference_at_30pct_discordant']:.3f}. Smaller effects read as *not detected*.", "",
+             "| pass | critiques | no score parsed | scores given (count) |", "|---|---:|---:|---|"]
+    for name, label in (("first", "the critic's own score"), ("followup", "after the score follow-up")):
+        p = r["passes"][name]
+        lines.append(f"| {label} | {p['critiques']} | {p['parse_failures']} ({p['parse_failure_rate']:.1%}) | "
+                     + ", ".join(f"{k}: {v}" for k, v in list(p["score_counts"].items())[:8]) + " |")
+    lines += ["", "| measure | right | tied | unscored | wrong | strict accuracy [Wilson 95%] | tie = 0.5 [bootstrap 95%] |",
+              "|---|---:|---:|---:|---:|---|---|"]
+    for label, j in (("judge, the critic's own scores", fp), ("judge, after the follow-up", fu)):
+        h = j["half_tie"]
+        lines.append(f"| {label} | {j['right']} | {j['tied']} | {j['unscored']} | {j['wrong']} | {fmt_ci(j['strict'])} | "
+                     f"{h['value']:.3f} [{h['low']:.3f}, {h['high']:.3f}] |")
+    lines += ["", f"Frozen-MiniLM linear BT heads, {r['folds']}-fold cross-validated by prompt (each pair predicted once):", "",
+              "| features | accuracy (tie = 0.5) | strict [Wilson 95%] | p vs chance (one-sided) |", "|---|---:|---|---:|"]
+    for name, label in (("critique", "the critique alone"), ("response", "the response alone"),
+                        ("both", "response + critique")):
+        h = r["cv_heads"][name]
+        lines.append(f"| {label} | {h['accuracy_half_tie']:.3f} | {fmt_ci(h['strict'])} | {h['p_vs_chance_one_sided']:.3g} |")
+    m = r["both_vs_response_mcnemar"]
+    lines += ["", f"Response + critique vs the response alone (exact McNemar on the same pairs): right only with the "
+                  f"critique {m['b']}, only without {m['c']}, p {m['p_value']:.3g}.", "",
+              f"**Decision by the rule stated before the run: {r['decision']}.**", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

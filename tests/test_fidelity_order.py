@@ -79,6 +79,32 @@ def test_precondition_decision_reads_mcnemar_p_value():
     assert critic.decision({"cv_heads": heads, "both_vs_response_mcnemar": same}).startswith("untestable")
 
 
+def test_precondition_score_counts_and_report_by_hand():
+    counts = critic.score_counts([[10, None], [10.0, 3]], [[10, 10], [None, 9.5]])
+    assert counts == {"10": 4, "none": 2, "3": 1, "9.5": 1}
+    assert list(counts)[0] == "10"  # the most frequent first
+    wil = {"estimate": 0.1, "low": 0.05, "high": 0.2}
+    judge = {"right": 8, "tied": 80, "unscored": 2, "wrong": 12, "strict": wil,
+             "half_tie": {"value": 0.48, "low": 0.44, "high": 0.52}}
+    head = {"accuracy_half_tie": 0.559, "strict": wil, "p_vs_chance_one_sided": 0.138}
+    res = {"command": "python benchmarks/critic_precondition.py", "critic": "smollm2-135m", "m": 2,
+           "max_new_tokens": 128, "n_pairs": 102, "folds": 5, "by_source": {"a": 51, "b": 51},
+           "power": {"n_pairs": 102, "judge_accuracy_80pct_power_above": 0.624,
+                     "mcnemar_detectable_difference_at_30pct_discordant": 0.157},
+           "passes": {"first": {"critiques": 408, "parse_failures": 406, "parse_failure_rate": 406 / 408,
+                                "score_counts": {"none": 406, "1": 2}},
+                      "followup": {"critiques": 408, "parse_failures": 37, "parse_failure_rate": 37 / 408,
+                                   "score_counts": counts}},
+           "judge_first_pass": judge, "judge_after_followup": judge,
+           "cv_heads": {"critique": head, "response": head, "both": head},
+           "both_vs_response_mcnemar": {"b": 25, "c": 18, "p_value": 0.36}, "decision": "untestable offline"}
+    md = critic.markdown(res)
+    assert "406 (99.5%)" in md and "10: 4, none: 2" in md
+    assert "| the critique alone | 0.559 | 0.100 [0.050, 0.200] | 0.138 |" in md
+    assert "right only with the critique 25, only without 18, p 0.36" in md
+    assert "**Decision by the rule stated before the run: untestable offline.**" in md
+
+
 def test_ablation_design_pairs_objectives_on_seeds():
     class A:
         heads, betas, seeds, quantity, pairing = ["mlp"], [1.0], 3, 100, "cross_prompt"
