@@ -59,7 +59,7 @@ step fidelity_strength fidelity_strength.json benchmarks/fidelity_strength.py --
 step fidelity_metarm fidelity_metarm.json benchmarks/fidelity_metarm.py --work "$WORK/fidelity_metarm"      # 21, ~2 h
 step critic_control critic_control.json benchmarks/critic_control.py --work "$WORK/critic_control"         # 22, measured 2026-12-03: ~8 h on one machine, 2.5 h on a faster (AVX-512) one
 step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grpo"                       # 22, done 2026-12-04 (about 15 min a cell on an AVX-512 machine)
-step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, ~2 h
+step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, done 2026-12-04 (about 25 min on an AVX-512 machine)
 # order_consistency_full's cells are single-threaded head fits (its studies set threads_per_worker 1):
 # two workers use both cores. Measured 2026-12-03: a dense BT-MLP cell (5000 pairs, 10 members,
 # 30 epochs) takes about 250 s on one core here, beside another run; 140 of the 420 cells are such,
