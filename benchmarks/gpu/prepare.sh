@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 mkdir -p .git/info .dev/whl .dev/site
 grep -qx "/.dev/" .git/info/exclude 2>/dev/null || echo "/.dev/" >> .git/info/exclude
 # the versions this checkout's venv holds, for the image's CPython 3.12
-pins=$("$PY" -m pip list --format=freeze 2>/dev/null | grep -i -E "^(annotated-types|datasets|dill|fastapi|gguf|multiprocess|opentelemetry-api|pydantic|pydantic_core|starlette|trl|typing-inspection|typing_extensions|uvicorn)==")
+pins=$("$PY" -m pip list --format=freeze 2>/dev/null | grep -i -E "^(annotated-doc|annotated-types|datasets|dill|fastapi|gguf|multiprocess|opentelemetry-api|pydantic|pydantic_core|shellingham|starlette|trl|typer|typing-inspection|typing_extensions|uvicorn)==")
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .dev/whl $pins
