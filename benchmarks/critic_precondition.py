@@ -49,7 +49,7 @@ from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import fmt_ci, write_atomic  # noqa: E402
+from fidelity_common import fmt_ci, run_main, write_atomic  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 SOURCES = ["hh_rlhf_harmless.jsonl", "humanevalpack.jsonl", "llmbar_processed.jsonl"]
 
@@ -192,6 +192,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if min(args.per_source, args.m, args.max_new_tokens) < 1 or args.folds < 2:
+        ap.error("--per-source, --m and --max-new-tokens must be >= 1, --folds >= 2")
     from rewardlab.critic.pipeline import CritiqueConfig, run_critique
     from rewardlab.critic.filters import FilterConfig
     from rewardlab.data.table import unit_hash
@@ -311,4 +313,4 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

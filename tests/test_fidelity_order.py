@@ -105,6 +105,17 @@ def test_precondition_score_counts_and_report_by_hand():
     assert "**Decision by the rule stated before the run: untestable offline.**" in md
 
 
+@pytest.mark.parametrize("args", [["--per-source", "0"], ["--m", "0"], ["--folds", "1"]])
+def test_precondition_refuses_sizes_before_any_work(tmp_path, args):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCH / "critic_precondition.py"), "--work", str(tmp_path / "w"), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("must be >= 1, --folds >= 2")
+    assert not (tmp_path / "w").exists()  # nothing generated, nothing written
+
+
 def test_ablation_design_pairs_objectives_on_seeds():
     class A:
         heads, betas, seeds, quantity, pairing = ["mlp"], [1.0], 3, 100, "cross_prompt"
