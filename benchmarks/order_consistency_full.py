@@ -60,7 +60,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity_common import write_atomic  # noqa: E402
+from fidelity_common import run_main, write_atomic  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 GOLDEN_DATA = ["hh_rlhf_harmless.jsonl", "pandalm_test.jsonl", "llmbar_processed.jsonl"]
 POOL_DATA = ["alpacaeval_modelpairs.jsonl", "alpacaeval_gpt4_judged.jsonl"]
@@ -358,6 +358,19 @@ def main() -> None:
         args.seeds, args.betas, args.quantity, args.members, args.epochs = 2, [1.0, -1.0], 60, 2, 3
         args.gbdt_rounds, args.pool_prompts, args.golden_max_steps, args.golden_max_pairs = 10, 24, 2, 32
         args.golden_max_length, args.embed_max_length = 64, 64
+    sizes = {"--quantity": args.quantity, "--members": args.members, "--epochs": args.epochs,
+             "--gbdt-rounds": args.gbdt_rounds, "--workers": args.workers, "--sync-cells": args.sync_cells,
+             "--embed-max-length": args.embed_max_length, "--embed-batch-size": args.embed_batch_size,
+             "--golden-max-length": args.golden_max_length}
+    sizes.update({k: v for k, v in {"--pool-prompts": args.pool_prompts, "--max-cells": args.max_cells,
+                                    "--golden-max-steps": args.golden_max_steps,
+                                    "--golden-max-pairs": args.golden_max_pairs}.items() if v is not None})
+    bad = [k for k, v in sizes.items() if v < 1] + ["--seeds"] * (args.seeds < 2) \
+        + ["--golden-epochs"] * (not args.golden_epochs > 0)
+    if bad:
+        ap.error(f"{', '.join(bad)}: sizes must be >= 1, --seeds >= 2 (paired tests), --golden-epochs > 0")
+    if any(not (b > 0 or b == -1.0) or b != b for b in args.betas):
+        ap.error(f"--betas {' '.join(f'{b:g}' for b in args.betas)}: each beta must be > 0, or -1 for noiseless")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     work = args.work
@@ -404,4 +417,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -116,6 +116,18 @@ def test_precondition_refuses_sizes_before_any_work(tmp_path, args):
     assert not (tmp_path / "w").exists()  # nothing generated, nothing written
 
 
+@pytest.mark.parametrize("args, named", [(["--seeds", "1"], "--seeds"), (["--members", "0"], "--members"),
+                                         (["--betas", "1", "nan"], "--betas 1 nan")])
+def test_full_design_refuses_bad_sizes_before_any_work(tmp_path, args, named):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCH / "order_consistency_full.py"), "--work", str(tmp_path / "w"),
+                           "--records", str(tmp_path / "r"), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"order_consistency_full.py: error: {named}:")
+    assert not (tmp_path / "w").exists()
+
+
 def test_ablation_design_pairs_objectives_on_seeds():
     class A:
         heads, betas, seeds, quantity, pairing = ["mlp"], [1.0], 3, 100, "cross_prompt"
