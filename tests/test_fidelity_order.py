@@ -44,6 +44,42 @@ def test_full_design_verdict_follows_fidelity_rule():
     assert full.verdict(confirm)["sparse"] == "not run"
 
 
+def test_full_design_summary_pairs_arms_by_seed_and_reports_means(tmp_path):
+    import json
+    from argparse import Namespace
+
+    # one regime, one beta, 3 seeds: BT-MLP, classification-MLP and -LightGBM best-of-7 gains by hand
+    bon = {"bt_mlp": [0.70, 0.72, 0.74], "cls_mlp": [0.71, 0.74, 0.77], "cls_gbdt": [0.60, 0.61, 0.65]}
+    configs = {}
+    for name, arms in (("dense_mlp", {"bt_mlp": ("bt", "mlp"), "cls_mlp": ("classification", "mlp")}),
+                       ("dense_gbdt", {"cls_gbdt": ("classification", "gbdt")})):
+        out = tmp_path / name
+        out.mkdir()
+        rows = [{"cell_id": f"{arm}{s}", "objective": obj, "head": head, "beta": 0.5, "seed": s,
+                 "bon_7": bon[arm][s], "bon_oracle_7": 1.15, "spearman": 0.5, "pairwise_accuracy": 0.7}
+                for arm, (obj, head) in arms.items() for s in range(3)]
+        (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        configs[name] = {"output_dir": str(out), "grid": {"objective": sorted({o for o, _ in arms.values()}),
+                                                          "beta": [0.5], "seed": [0, 1, 2]}}
+    args = Namespace(betas=[0.5], seeds=3, quantity=5000, embed_model="smollm2-135m", embed_max_length=512)
+    res = full.summarize(tmp_path, configs, args)
+    assert res["n_cells"] == 9 and res["cells_planned"] == 9 and res["bon_oracle_7"] == pytest.approx(1.15)
+    tests = {(t["regime"], t["arm"]): t for t in res["metrics"]["bon"]}
+    d = np.array(bon["cls_mlp"]) - np.array(bon["bt_mlp"])  # 0.01, 0.02, 0.03
+    assert tests[("dense", "cls_mlp")]["mean"] == pytest.approx(d.mean())
+    assert tests[("dense", "cls_mlp")]["p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    assert tests[("dense", "cls_gbdt")]["mean"] == pytest.approx(np.mean(np.array(bon["cls_gbdt"]) - bon["bt_mlp"]))
+    assert tests[("sparse", "cls_mlp")]["low"] is None  # the sparse studies did not run
+    scale = {"train_prompts": 640, "test_prompts": 164, "fixed_scale": 1.155, "global_std": 1.0}
+    md_path = tmp_path / "r.md"
+    full.write_markdown(res, {"text": "power."}, scale, args, md_path, "python x")
+    md = md_path.read_text()
+    assert "(the golden's own pick gains 1.1500)" in md
+    assert "| dense | 0.5 | 0.7200 (0.0200) | 0.7400 (0.0300) | 0.6200 (0.0265) |" in md
+    assert "| sparse | 0.5 | – | – | – |" in md
+    assert "- sparse: not run" in md and "Observed median SD of paired best-of-7 differences: 0.0100." in md
+
+
 def test_judge_accuracy_counts_by_hand():
     chosen = [[7, 8], [5, None], [None, None], [3, 3], [9, 1]]
     rejected = [[6, 6], [5, 5], [4, 4], [8, 8], [5, 5]]
