@@ -37,8 +37,9 @@ ahead in the noisy cells (beta <= 1) with intervals excluding 0; otherwise incon
         --results /tmp/oc_tiny/order_consistency_full
 
 Records (``--records``, default ``benchmarks/results/order_consistency_full_records``, committed as
-the run goes): the golden-scored pool (``pool.parquet``: with it the golden is not trained again)
-and each study's ``results.jsonl``, copied there after every ``--sync-cells`` cells. A machine
+the run goes): the pool's golden rewards (``golden.parquet``: the rewards, the pool's info and one
+fingerprint of its items, no text; the items are rebuilt from ../shared/data and checked against the
+fingerprint, so the golden is not trained again) and each study's ``results.jsonl``, copied there after every ``--sync-cells`` cells. A machine
 replaced between sessions then loses at most those cells and the embeddings (recomputed; they are
 deterministic). A study's cell ids hash its settings, paths included: resume with the same
 ``--work`` path.
@@ -47,6 +48,7 @@ deterministic). A study's cell ids hash its settings, paths included: resume wit
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -116,6 +118,44 @@ def stage_pool(work: Path, golden_model: Path | None, args):
                       min_responses=3, max_prompts=args.pool_prompts, log=log)
     pool.write(path)
     return pool
+
+
+def _items_sha256(pool) -> str:
+    return hashlib.sha256("\n".join(pool.item_keys()).encode()).hexdigest()
+
+
+def record_golden(pool, path: Path) -> None:
+    """The golden-scored pool's record without its text (the texts are ../shared/data's, which
+    stays out of the repository): the rewards in item order, the pool's info, an items fingerprint."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = {"rewardlab_golden": json.dumps({"info": pool.info, "items_sha256": _items_sha256(pool)}, default=str)}
+    table = pa.table({"golden": pa.array(pool.golden, pa.float64())}).replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def pool_from_record(path: Path, args):
+    """The pool rebuilt from the data with the recorded golden rewards; a DataError naming the
+    record when the data no longer give the same items in the same order."""
+    import pyarrow.parquet as pq
+
+    from rewardlab.data import load_preferences
+    from rewardlab.errors import DataError
+    from rewardlab.study.golden import pool_from_table
+
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {})[b"rewardlab_golden"])
+    pool = pool_from_table(load_preferences([str(DATA / f) for f in POOL_DATA]), min_responses=3)
+    if args.pool_prompts is not None:
+        pool = pool.select(np.flatnonzero(pool.prompt_id < args.pool_prompts))
+    if _items_sha256(pool) != meta["items_sha256"]:
+        raise DataError("the pool rebuilt from the data is not the one the golden rewards were recorded for",
+                        file=str(path), field="items_sha256", expected=meta["items_sha256"], got=_items_sha256(pool))
+    return pool.with_golden(table.column("golden").to_numpy(), meta["info"])
 
 
 def stage_embed(work: Path, pool, args) -> Path:
@@ -367,7 +407,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-cells", type=int, default=None, help="run at most this many pending cells per study")
     ap.add_argument("--records", type=Path, default=REPO / "benchmarks" / "results" / "order_consistency_full_records",
-                    help="committed records: the scored pool and each study's results.jsonl")
+                    help="committed records: the golden rewards of the pool and each study's results.jsonl")
     ap.add_argument("--sync-cells", type=int, default=10, help="copy a study's results to --records every N cells")
     ap.add_argument("--stop-after", choices=["golden", "pool", "embed", "scale"], default=None)
     args = ap.parse_args()
@@ -396,17 +436,17 @@ def main() -> None:
     (work / "power.json").write_text(json.dumps(pw, indent=1) + "\n")
     log(pw["text"])
     t0 = time.perf_counter()
-    recorded_pool = args.records / "pool.parquet"
-    if recorded_pool.is_file() and not (work / "pool.parquet").is_file():
-        _copy(recorded_pool, work / "pool.parquet")  # the golden is not needed again
+    recorded_golden = args.records / "golden.parquet"
+    if recorded_golden.is_file() and not (work / "pool.parquet").is_file():
+        pool_from_record(recorded_golden, args).write(work / "pool.parquet")  # the golden is not needed again
     model = None
     if not (work / "pool.parquet").is_file():
         model = stage_golden(work, args)
         if args.stop_after == "golden":
             return
     pool = stage_pool(work, model, args)
-    if not recorded_pool.is_file():
-        _copy(work / "pool.parquet", recorded_pool)
+    if not recorded_golden.is_file():
+        record_golden(pool, recorded_golden)
     log(f"pool: {len(pool)} items, {pool.n_prompts} prompts")
     if args.stop_after == "pool":
         return

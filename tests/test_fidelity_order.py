@@ -80,6 +80,30 @@ def test_full_design_summary_pairs_arms_by_seed_and_reports_means(tmp_path):
     assert "- sparse: not run" in md and "Observed median SD of paired best-of-7 differences: 0.0100." in md
 
 
+def test_golden_record_rebuilds_the_pool_without_its_text(tmp_path):
+    from argparse import Namespace
+
+    import pyarrow.parquet as pq
+
+    from rewardlab.data import load_preferences
+    from rewardlab.study.golden import pool_from_table
+
+    if not all((full.DATA / f).is_file() for f in full.POOL_DATA):
+        pytest.skip("needs ../shared/data")
+    pool = pool_from_table(load_preferences([str(full.DATA / f) for f in full.POOL_DATA]), min_responses=3)
+    pool = pool.select(np.flatnonzero(pool.prompt_id < 5))
+    pool = pool.with_golden(np.arange(len(pool)) / 7.0, {"golden": "reward_model", "golden_model": "m"})
+    path = tmp_path / "golden.parquet"
+    full.record_golden(pool, path)
+    assert pq.read_table(path).column_names == ["golden"]  # no prompt or response text in the record
+    back = full.pool_from_record(path, Namespace(pool_prompts=5))
+    assert back.response == pool.response and back.prompt == pool.prompt and back.info == pool.info
+    assert np.array_equal(back.golden, pool.golden) and np.array_equal(back.prompt_id, pool.prompt_id)
+    with pytest.raises(DataError) as e:  # other items than the recorded ones: refused, the record named
+        full.pool_from_record(path, Namespace(pool_prompts=4))
+    assert str(path) in str(e.value) and "items_sha256" in str(e.value)
+
+
 def test_judge_accuracy_counts_by_hand():
     chosen = [[7, 8], [5, None], [None, None], [3, 3], [9, 1]]
     rejected = [[6, 6], [5, 5], [4, 4], [8, 8], [5, 5]]
