@@ -362,8 +362,9 @@ def write_markdown(res: dict, pw: dict, scale: dict, args, path: Path, command: 
         note = (f" (the golden's own pick gains {oracle:.4f})" if metric == "bon" and oracle is not None else "")
         lines += ["", f"## {title}: each arm's mean over seeds (SD){note}", "",
                   "| regime | beta | " + " | ".join(ARMS) + " |", "|---|---|" + "---|" * len(ARMS)]
-        by = {(m["regime"], m["beta"], m["arm"]): m for m in res.get("means", {}).get(metric, [])}
-        for regime, b in dict.fromkeys((m["regime"], m["beta"]) for m in res.get("means", {}).get(metric, [])):
+        means = res.get("means", {}).get(metric, [])
+        by = {(m["regime"], m["beta"], m["arm"]): m for m in means}
+        for regime, b in dict.fromkeys((m["regime"], m["beta"]) for m in means):
             cells = []
             for arm in ARMS:
                 m = by.get((regime, b, arm))
@@ -426,7 +427,7 @@ def main() -> None:
         + ["--golden-epochs"] * (not args.golden_epochs > 0)
     if bad:
         ap.error(f"{', '.join(bad)}: sizes must be >= 1, --seeds >= 2 (paired tests), --golden-epochs > 0")
-    if any(not (b > 0 or b == -1.0) or b != b for b in args.betas):
+    if any(not (b > 0 or b == -1.0) for b in args.betas):  # NaN fails both
         ap.error(f"--betas {' '.join(f'{b:g}' for b in args.betas)}: each beta must be > 0, or -1 for noiseless")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
