@@ -245,3 +245,15 @@ def test_each_prompt_once_is_one_comparison_per_prompt():
     assert per_prompt.min() >= 1 and per_prompt.sum() == 80
     with pytest.raises(ConfigError, match="each_prompt_once"):
         simulate_pairs(golden, pids, n=41, each_prompt_once=True)
+
+
+def test_each_prompt_once_keeps_an_item_back_for_prompts_still_to_come():
+    # three responses a prompt, one pair each, every item at most once: 2 of 3 items are needed
+    # on average, but uniform partner draws used up a prompt before its own turn in 17 of 20 seeds
+    golden, pids = _pool(n_prompts=100, per_prompt=3)
+    for seed in range(20):
+        sim = simulate_pairs(golden, pids, n=100, pairing="cross_prompt", each_prompt_once=True,
+                             max_per_item=1, seed=seed)
+        counts = np.bincount(np.concatenate([sim.chosen, sim.rejected]), minlength=len(golden))
+        assert len(sim) == 100 and counts.max() == 1
+        assert not np.any(pids[sim.chosen] == pids[sim.rejected])

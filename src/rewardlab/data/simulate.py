@@ -32,7 +32,8 @@ draws ``n`` comparisons and labels each with a simulated annotator:
   candidates that still have room, uniformly); ``each_prompt_once=True`` is the paper's schedule
   (one comparison per prompt): the first prompt of pair t is the t-th prompt of a seeded
   permutation, so ``n`` may not exceed the number of prompts and each prompt starts exactly
-  one pair (a cross-prompt pair's second prompt is drawn uniformly among the others). Either
+  one pair (a cross-prompt pair's second prompt is drawn uniformly among the others that have an
+  item to spare, a prompt whose own pair is still to come keeping one back for it). Either
   switches to a sequential sampler (a different random stream from the default one); a draw
   that the cap makes impossible is a ``ConfigError`` naming how many pairs fit, never a
   silently shorter list.
@@ -258,9 +259,16 @@ def _sparse_draws(rng: np.random.Generator, groups: list[np.ndarray], n: int, pa
         return c[used[c] < cap]
 
     room = np.array([len(free(p)) for p in range(len(groups))])
+    # each_prompt_once: a prompt whose own pair is still to come keeps one item back from being
+    # drawn as another prompt's partner (without this a 3-response prompt at cap 1 is used up
+    # before its turn in most seeds of a cross-prompt schedule)
+    pending = np.zeros(len(groups), dtype=np.int64)
+    if each_prompt_once:
+        pending[order[:n]] = need_i
     for t in range(n):
         if each_prompt_once:
             p_i = int(order[t])
+            pending[p_i] = 0
             if room[p_i] < need_i:
                 raise ConfigError(f"max_per_item={max_per_item}: prompt {p_i}'s responses are used up before its "
                                   f"own pair ({t} of {n} pairs drawn); raise the cap or lower n")
@@ -277,7 +285,7 @@ def _sparse_draws(rng: np.random.Generator, groups: list[np.ndarray], n: int, pa
             x, y = rng.choice(len(f_i), size=2, replace=False)
             a[t], b[t] = f_i[x], f_i[y]
         else:
-            others = np.flatnonzero(room >= 1)
+            others = np.flatnonzero(room - pending >= 1)
             others = others[others != p_i]
             if not len(others):
                 raise ConfigError(f"max_per_item={max_per_item} allows only {t} cross_prompt pairs here, "
