@@ -165,27 +165,29 @@ def test_precondition_score_counts_and_report_by_hand():
     assert "**Decision by the rule stated before the run: untestable offline.**" in md
 
 
-@pytest.mark.parametrize("args", [["--per-source", "0"], ["--m", "0"], ["--folds", "1"]])
-def test_precondition_refuses_sizes_before_any_work(tmp_path, args):
+def _refused_before_any_work(tmp_path, script: str, *args: str) -> str:
+    """Run a benchmark script that must refuse its arguments: exit 2, no traceback, nothing under
+    --work; returns stderr's last line."""
     import subprocess
 
-    proc = subprocess.run([sys.executable, str(BENCH / "critic_precondition.py"), "--work", str(tmp_path / "w"), *args],
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--work", str(tmp_path / "w"), *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].endswith("must be >= 1, --folds >= 2")
     assert not (tmp_path / "w").exists()  # nothing generated, nothing written
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args", [["--per-source", "0"], ["--m", "0"], ["--folds", "1"]])
+def test_precondition_refuses_sizes_before_any_work(tmp_path, args):
+    last = _refused_before_any_work(tmp_path, "critic_precondition.py", *args)
+    assert last.endswith("must be >= 1, --folds >= 2")
 
 
 @pytest.mark.parametrize("args, named", [(["--seeds", "1"], "--seeds"), (["--members", "0"], "--members"),
                                          (["--betas", "1", "nan"], "--betas 1 nan")])
 def test_full_design_refuses_bad_sizes_before_any_work(tmp_path, args, named):
-    import subprocess
-
-    proc = subprocess.run([sys.executable, str(BENCH / "order_consistency_full.py"), "--work", str(tmp_path / "w"),
-                           "--records", str(tmp_path / "r"), *args], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"order_consistency_full.py: error: {named}:")
-    assert not (tmp_path / "w").exists()
+    last = _refused_before_any_work(tmp_path, "order_consistency_full.py", "--records", str(tmp_path / "r"), *args)
+    assert last.startswith(f"order_consistency_full.py: error: {named}:")
 
 
 def test_ablation_design_pairs_objectives_on_seeds():
