@@ -1,8 +1,10 @@
-"""benchmarks/order_consistency_full.py, order_ablations.py, critic_precondition.py: their pure parts."""
+"""benchmarks/order_consistency_full.py, order_consistency_epochs.py, order_ablations.py,
+critic_precondition.py: their pure parts."""
 
 from __future__ import annotations
 
 import importlib.util
+from argparse import Namespace
 import sys
 from pathlib import Path
 
@@ -25,6 +27,7 @@ def _load(name):
 
 full = _load("order_consistency_full")
 ablations = _load("order_ablations")
+epochs = _load("order_consistency_epochs")
 critic = _load("critic_precondition")
 
 
@@ -46,7 +49,6 @@ def test_full_design_verdict_follows_fidelity_rule():
 
 def test_full_design_summary_pairs_arms_by_seed_and_reports_means(tmp_path):
     import json
-    from argparse import Namespace
 
     # one regime, one beta, 3 seeds: BT-MLP, classification-MLP and -LightGBM best-of-7 gains by hand
     bon = {"bt_mlp": [0.70, 0.72, 0.74], "cls_mlp": [0.71, 0.74, 0.77], "cls_gbdt": [0.60, 0.61, 0.65]}
@@ -78,6 +80,35 @@ def test_full_design_summary_pairs_arms_by_seed_and_reports_means(tmp_path):
     assert "| dense | 0.5 | 0.7200 (0.0200) | 0.7400 (0.0300) | 0.6200 (0.0265) |" in md
     assert "| sparse | 0.5 | – | – | – |" in md
     assert "- sparse: not run" in md and "Observed median SD of paired best-of-7 differences: 0.0100." in md
+
+
+def _mlp_rows(acc: dict[str, list[float]], beta: float, err: float = 0.3) -> list[dict]:
+    obj = {"bt_mlp": "bt", "cls_mlp": "classification"}
+    return [{"objective": obj[arm], "head": "mlp", "beta": beta, "seed": s, "pairwise_accuracy": v, "bon_7": v,
+             "spearman": v, "label_error_rate": err + s / 100} for arm, vals in acc.items() for s, v in enumerate(vals)]
+
+
+def test_epochs_check_pairs_the_change_by_seed_and_follows_its_rule():
+    # 30 epochs: classification behind by 0.03-0.05; 300 epochs: the gap closes (0.00-0.01 either way)
+    short = _mlp_rows({"bt_mlp": [0.70, 0.72, 0.71, 0.73], "cls_mlp": [0.66, 0.68, 0.67, 0.68]}, 1.0)
+    long = _mlp_rows({"bt_mlp": [0.71, 0.72, 0.72, 0.73], "cls_mlp": [0.71, 0.73, 0.71, 0.73]}, 1.0)
+    res = epochs.summarize(short, long, [1.0], 4)
+    t = res["metrics"]["pairwise_accuracy"][0]
+    d_short = np.array([-0.04, -0.04, -0.04, -0.05])
+    d_long = np.array([0.00, 0.01, -0.01, 0.00])
+    assert t["short"]["mean"] == pytest.approx(d_short.mean()) and t["long"]["mean"] == pytest.approx(d_long.mean())
+    assert t["change"]["p"] == pytest.approx(stats.ttest_1samp(d_long - d_short, 0).pvalue)
+    assert t["change"]["p_holm"] == pytest.approx(t["change"]["p"])  # one beta: Holm changes nothing
+    assert t["means"]["cls_mlp_long"] == pytest.approx(0.72)
+    assert res["verdict"].startswith("the deficit is undertraining")
+    # the same deficit at 300 epochs: it stands
+    assert epochs.summarize(short, [dict(r) for r in short], [1.0], 4)["verdict"].startswith("the deficit stands")
+    # the same seed and beta drawn on other pairs (another label error rate) is refused, naming the record
+    other = _mlp_rows({"bt_mlp": [0.7] * 4, "cls_mlp": [0.7] * 4}, 1.0, err=0.2)
+    with pytest.raises(DataError, match="r.jsonl.*label_error_rate"):
+        epochs.summarize(short, other, [1.0], 4, source="r.jsonl")
+    md = epochs.markdown({**res, "power": {"text": "power."}}, Namespace(epochs=300, betas=[1.0]), "python x")
+    assert "| 1 | 4 | 0.7150 | 0.6725 | 0.7200 | 0.7200 |" in md
 
 
 def test_golden_record_rebuilds_the_pool_without_its_text(tmp_path):
@@ -188,6 +219,13 @@ def test_precondition_refuses_sizes_before_any_work(tmp_path, args):
 def test_full_design_refuses_bad_sizes_before_any_work(tmp_path, args, named):
     last = _refused_before_any_work(tmp_path, "order_consistency_full.py", "--records", str(tmp_path / "r"), *args)
     assert last.startswith(f"order_consistency_full.py: error: {named}:")
+
+
+@pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs, --workers"), (["--betas", "0"], "--betas 0"),
+                                         ([], "/w/pool.parquet")])
+def test_epochs_check_refuses_bad_sizes_and_a_missing_design(tmp_path, args, named):
+    last = _refused_before_any_work(tmp_path, "order_consistency_epochs.py", *args)
+    assert last.startswith("order_consistency_epochs.py: error: ") and named in last
 
 
 def test_ablation_design_pairs_objectives_on_seeds():
