@@ -61,7 +61,8 @@ step critic_control critic_control.json benchmarks/critic_control.py --work "$WO
 step focal_grpo focal_grpo.json benchmarks/focal_grpo.py --work "$WORK/focal_grpo"                       # 22, done 2026-12-04 (about 15 min a cell on an AVX-512 machine)
 step critic_precondition critic_precondition.json benchmarks/critic_precondition.py --work "$WORK/critic_pre"  # 22, done 2026-12-04 (about 25 min on an AVX-512 machine)
 # order_consistency_full's cells are single-threaded head fits (its studies set threads_per_worker 1):
-# two workers use both cores. Measured 2026-12-03: a dense BT-MLP cell (5000 pairs, 10 members,
-# 30 epochs) takes about 250 s on one core here, beside another run; 140 of the 420 cells are such,
-# so about 5 h of them with two workers, plus the golden model, the SmolLM2 embeddings and the cheaper cells
-step order_consistency_full order_consistency_full.json benchmarks/order_consistency_full.py --work "$WORK/oc_full" --workers 2  # 22, ~7 h here
+# two workers use both cores. Done 2026-12-04 on an AVX-512 machine: golden, pool and embeddings
+# 46 min, a dense MLP cell about 64 s and a sparse one about 16 s with two workers (420 cells in
+# about 2 h); its epochs check after it (40 sparse cells at 300 epochs, about 225 s each)
+step order_consistency_full order_consistency_full.json benchmarks/order_consistency_full.py --work "$WORK/oc_full" --workers 2  # 22, done 2026-12-04
+step order_consistency_epochs order_consistency_epochs.json benchmarks/order_consistency_epochs.py --work "$WORK/oc_full" --workers 2  # 22, done 2026-12-05 (75 min)
