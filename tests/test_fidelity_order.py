@@ -4,8 +4,8 @@ critic_precondition.py: their pure parts."""
 from __future__ import annotations
 
 import importlib.util
-from argparse import Namespace
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +112,6 @@ def test_epochs_check_pairs_the_change_by_seed_and_follows_its_rule():
 
 
 def test_golden_record_rebuilds_the_pool_without_its_text(tmp_path):
-    from argparse import Namespace
-
     import pyarrow.parquet as pq
 
     from rewardlab.data import load_preferences
