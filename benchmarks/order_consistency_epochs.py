@@ -41,6 +41,7 @@ from fidelity_common import run_main, write_atomic  # noqa: E402
 
 REPO = ocf.REPO
 ARMS = {"bt_mlp": "bt", "cls_mlp": "classification"}
+ARM_OF = {objective: arm for arm, objective in ARMS.items()}
 
 
 def power(seeds: int, m: int) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def per_seed(rows: list[dict], metric: str) -> dict[tuple, float]:
     """{(arm, beta, seed): value} of the MLP arms."""
     out = {}
     for r in rows:
-        arm = {"bt": "bt_mlp", "classification": "cls_mlp"}.get(r["objective"]) if r["head"] == "mlp" else None
+        arm = ARM_OF.get(r["objective"]) if r["head"] == "mlp" else None
         if arm:
             out[(arm, float(r["beta"]), int(r["seed"]))] = float(r[metric])
     return out
@@ -149,8 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.epochs < 1 or args.workers < 1 or args.members < 1 or args.seeds < 2:
         ap.error("--epochs, --workers, --members must be >= 1, --seeds >= 2 (paired tests)")
-    if any(not (b > 0 or b == -1.0) for b in args.betas):
-        ap.error(f"--betas {' '.join(f'{b:g}' for b in args.betas)}: each beta must be > 0, or -1 for noiseless")
+    ocf.check_betas(ap, args.betas)
     need = [args.work / "pool.parquet", args.work / "smollm2_last.npy", args.work / "scale.json",
             args.records / "studies" / "sparse_mlp" / "results.jsonl"]
     missing = [str(p) for p in need if not p.is_file()]

@@ -385,6 +385,12 @@ def write_markdown(res: dict, pw: dict, scale: dict, args, path: Path, command: 
 
 
 # ----------------------------------------------------------------------------- main
+def check_betas(ap: argparse.ArgumentParser, betas: list[float]) -> None:
+    """Refuse (argparse's error: one line, exit 2) a beta that is neither > 0 nor -1 (noiseless)."""
+    if any(not (b > 0 or b == -1.0) for b in betas):  # NaN fails both
+        ap.error(f"--betas {' '.join(f'{b:g}' for b in betas)}: each beta must be > 0, or -1 for noiseless")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "oc_full")
@@ -427,8 +433,7 @@ def main() -> None:
         + ["--golden-epochs"] * (not args.golden_epochs > 0)
     if bad:
         ap.error(f"{', '.join(bad)}: sizes must be >= 1, --seeds >= 2 (paired tests), --golden-epochs > 0")
-    if any(not (b > 0 or b == -1.0) for b in args.betas):  # NaN fails both
-        ap.error(f"--betas {' '.join(f'{b:g}' for b in args.betas)}: each beta must be > 0, or -1 for noiseless")
+    check_betas(ap, args.betas)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     work = args.work
